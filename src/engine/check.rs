@@ -1,0 +1,358 @@
+//! The decision rule of SPEC 1.1 and the rank rule of SPEC 1.2.
+
+use smallvec::SmallVec;
+
+use super::decision::{BindingView, Decision, Explanation, Reason, RequestError};
+use super::{CompiledWorkspace, ResourceQuery};
+use crate::model::schema::{PermId, TypeId, ROLE_TYPE};
+use crate::model::workspace::{LabelIdx, ResIdx, Scope, UserIdx};
+
+/// A resource as a check sees it: an existing one, or one not yet created.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub type_: TypeId,
+    /// `None` for a resource not yet created.
+    pub this: Option<ResIdx>,
+    pub parent: Option<ResIdx>,
+    pub labels: SmallVec<[LabelIdx; 4]>,
+}
+
+/// A request resolved against one workspace: strings looked up once.
+#[derive(Debug, Clone)]
+pub enum Resolved {
+    Target(Target),
+    /// The resource (or the parent of a new one) does not exist.
+    Missing,
+}
+
+impl CompiledWorkspace {
+    /// Resolves a type name and action name into a permission bit.
+    pub fn perm(
+        &self,
+        field: &'static str,
+        type_: &str,
+        action: &str,
+    ) -> Result<(TypeId, PermId), RequestError> {
+        let Some(t) = self.model.schema.type_id(type_) else {
+            return Err(RequestError::UnknownType {
+                field,
+                type_: type_.to_string(),
+            });
+        };
+        let ty = self.model.schema.ty(t);
+        match ty.action(action) {
+            Some(a) => Ok((t, ty.perm(a))),
+            None => Err(RequestError::UnknownAction {
+                field: "action",
+                type_: type_.to_string(),
+                action: action.to_string(),
+            }),
+        }
+    }
+
+    /// Looks a resource query up, checking its shape.
+    pub fn resolve(&self, q: &ResourceQuery<'_>) -> Result<(TypeId, Resolved), RequestError> {
+        let schema = &self.model.schema;
+        let res = &self.model.resources;
+        match q {
+            ResourceQuery::Existing { type_, id } => {
+                let t = schema
+                    .type_id(type_)
+                    .ok_or_else(|| RequestError::UnknownType {
+                        field: "resource.type",
+                        type_: type_.to_string(),
+                    })?;
+                Ok((
+                    t,
+                    match res.find(t, id) {
+                        Some(r) => Resolved::Target(Target {
+                            type_: t,
+                            this: Some(r),
+                            parent: res.parent_of(r),
+                            labels: res.labels(r).iter().copied().collect(),
+                        }),
+                        None => Resolved::Missing,
+                    },
+                ))
+            }
+            ResourceQuery::New {
+                type_,
+                parent,
+                labels,
+            } => {
+                let t = schema
+                    .type_id(type_)
+                    .ok_or_else(|| RequestError::UnknownType {
+                        field: "resource.type",
+                        type_: type_.to_string(),
+                    })?;
+                let parent = match (schema.ty(t).parent, parent) {
+                    (_, None) => None,
+                    (None, Some(p)) => return Err(RequestError::Malformed {
+                        field: "resource.parent",
+                        message: format!(
+                            "type \"{type_}\" has no parent type, so \"{p}\" cannot be its parent"
+                        ),
+                    }),
+                    (Some(pt), Some(p)) => {
+                        let pname = schema.ty(pt).name.as_str();
+                        let (ptype, pid) = p.split_once(':').unwrap_or((pname, p));
+                        if ptype != pname {
+                            return Err(RequestError::Malformed {
+                                field: "resource.parent",
+                                message: format!(
+                                    "the parent of a \"{type_}\" is a \"{pname}\", not \"{p}\""
+                                ),
+                            });
+                        }
+                        match res.find(pt, pid) {
+                            Some(r) => Some(r),
+                            None => return Ok((t, Resolved::Missing)),
+                        }
+                    }
+                };
+                // A label the workspace does not declare cannot be bound, so
+                // it can grant nothing: leaving it out changes no decision.
+                let mut ls: SmallVec<[LabelIdx; 4]> = labels
+                    .iter()
+                    .filter_map(|l| self.model.label_idx(l))
+                    .collect();
+                ls.sort_unstable();
+                ls.dedup();
+                Ok((
+                    t,
+                    Resolved::Target(Target {
+                        type_: t,
+                        this: None,
+                        parent,
+                        labels: ls,
+                    }),
+                ))
+            }
+        }
+    }
+
+    /// The decision for `subject` doing `perm` to `target`. No allocation.
+    pub fn decide(&self, subject: &str, perm: PermId, target: &Resolved) -> Decision {
+        let Some(u) = self.model.user_idx(subject) else {
+            return Decision::new(Reason::UnknownSubject);
+        };
+        self.decide_user(u, perm, target)
+    }
+
+    pub fn decide_user(&self, u: UserIdx, perm: PermId, target: &Resolved) -> Decision {
+        if !self.model.users[u as usize].active {
+            return Decision::new(Reason::Suspended);
+        }
+        let Resolved::Target(t) = target else {
+            return Decision::new(Reason::UnknownResource);
+        };
+        Decision::new(self.rule_for_target(u, perm, t.type_, t.this, t.parent, &t.labels))
+    }
+
+    /// Rules 2–4 and the rank rule for an active user.
+    fn rule_for_target(
+        &self,
+        u: UserIdx,
+        perm: PermId,
+        type_: TypeId,
+        this: Option<ResIdx>,
+        parent: Option<ResIdx>,
+        labels: &[LabelIdx],
+    ) -> Reason {
+        if !self.feature_on(type_, perm) {
+            return Reason::FeatureDisabled;
+        }
+        if !self.granted_here(u, perm, this, parent, labels) {
+            return Reason::NoGrant;
+        }
+        if type_ == ROLE_TYPE && !self.rank_allows(u, this) {
+            return Reason::RankTooLow;
+        }
+        if self.model.schema.ty(type_).parent.is_some() && !self.reaches(u, parent) {
+            return Reason::NoReach;
+        }
+        Reason::Granted
+    }
+
+    /// Rule 4: the user may `read` the parent (recursively).
+    pub(crate) fn reaches(&self, u: UserIdx, parent: Option<ResIdx>) -> bool {
+        let Some(p) = parent else { return false };
+        let res = &self.model.resources;
+        let pt = res.type_of[p as usize];
+        let Some(read) = self.model.schema.ty(pt).action("read") else {
+            return false;
+        };
+        let perm = self.model.schema.ty(pt).perm(read);
+        self.rule_for_target(u, perm, pt, Some(p), res.parent_of(p), res.labels(p))
+            == Reason::Granted
+    }
+
+    /// Rule 2: the action's feature, if any, is enabled.
+    #[inline]
+    pub(crate) fn feature_on(&self, type_: TypeId, perm: PermId) -> bool {
+        let ty = self.model.schema.ty(type_);
+        let a = (perm - ty.first_perm) as usize;
+        match ty.actions[a].feature {
+            Some(f) => self.model.features_enabled[f as usize],
+            None => true,
+        }
+    }
+
+    /// Rule 3: some enabled binding grants `perm` at a scope covering the target.
+    #[inline]
+    pub(crate) fn granted_here(
+        &self,
+        u: UserIdx,
+        perm: PermId,
+        this: Option<ResIdx>,
+        parent: Option<ResIdx>,
+        labels: &[LabelIdx],
+    ) -> bool {
+        let ix = &self.index.users[u as usize];
+        if ix.workspace_perms.contains(perm) {
+            return true;
+        }
+        let roles = &self.model.roles;
+        for &(l, role) in &ix.label_grants {
+            if roles[role as usize].perms.contains(perm) && labels.contains(&l) {
+                return true;
+            }
+        }
+        for &(r, role) in &ix.resource_grants {
+            if roles[role as usize].perms.contains(perm) && self.within(r, this, parent) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Whether the target is `scope` or lies below it.
+    pub(crate) fn within(
+        &self,
+        scope: ResIdx,
+        this: Option<ResIdx>,
+        parent: Option<ResIdx>,
+    ) -> bool {
+        if this == Some(scope) {
+            return true;
+        }
+        let mut at = parent;
+        while let Some(p) = at {
+            if p == scope {
+                return true;
+            }
+            at = self.model.resources.parent_of(p);
+        }
+        false
+    }
+
+    /// SPEC 1.2: the target role's rank is not above the actor's highest.
+    pub(crate) fn rank_allows(&self, u: UserIdx, this: Option<ResIdx>) -> bool {
+        let target = match this {
+            Some(r) => self
+                .model
+                .role_idx(self.model.resources.id(r))
+                .map_or(0, |i| self.model.roles[i as usize].rank),
+            None => 0,
+        };
+        self.index.users[u as usize]
+            .max_rank
+            .is_some_and(|m| target <= m)
+    }
+
+    /// The bindings of `u` that grant `perm` on the target itself.
+    pub fn granting_bindings(&self, u: UserIdx, perm: PermId, t: &Target) -> Vec<BindingView> {
+        let ws = &self.model;
+        let mut out: Vec<BindingView> = ws
+            .bindings_of(u)
+            .filter(|(b, _)| {
+                let role = &ws.roles[b.role as usize];
+                !role.disabled
+                    && role.perms.contains(perm)
+                    && match b.scope {
+                        Scope::Workspace => true,
+                        Scope::Label(l) => t.labels.contains(&l),
+                        Scope::Resource(r) => self.within(r, t.this, t.parent),
+                    }
+            })
+            .map(|(b, g)| BindingView {
+                role: ws.roles[b.role as usize].id.clone(),
+                scope: ws.scope_string(b.scope),
+                via_group: g.map(|g| ws.groups[g as usize].id.clone()),
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The decision with its reasons in words.
+    pub fn explain(
+        &self,
+        subject: &str,
+        action: &str,
+        perm: PermId,
+        target: &Resolved,
+    ) -> Explanation {
+        let decision = self.decide(subject, perm, target);
+        let ws = &self.model;
+        let t = match target {
+            Resolved::Target(t) => Some(t),
+            Resolved::Missing => None,
+        };
+        let what = match t {
+            Some(t) => match t.this {
+                Some(r) => ws.resource_key(r),
+                None => format!("a new {}", ws.schema.ty(t.type_).name),
+            },
+            None => "the resource".to_string(),
+        };
+        let reach_through = t
+            .filter(|t| ws.schema.ty(t.type_).parent.is_some())
+            .and_then(|t| t.parent)
+            .map(|p| ws.resource_key(p));
+        let u = ws.user_idx(subject);
+        let granted_by = match (u, t) {
+            (Some(u), Some(t))
+                if matches!(
+                    decision.reason,
+                    Reason::Granted | Reason::NoReach | Reason::RankTooLow
+                ) =>
+            {
+                self.granting_bindings(u, perm, t)
+            }
+            _ => Vec::new(),
+        };
+        let via = |bs: &[BindingView]| {
+            bs.iter()
+                .map(|b| b.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let message = match decision.reason {
+            Reason::Granted => format!("{subject} may {action} {what}: granted by {}", via(&granted_by)),
+            Reason::UnknownSubject => format!("{subject} is not a user of workspace {}", ws.id),
+            Reason::Suspended => format!("{subject} is suspended and is denied everything"),
+            Reason::UnknownResource => "the resource (or the parent named for a new one) does not exist".to_string(),
+            Reason::FeatureDisabled => format!("action {action} belongs to a feature that is switched off in workspace {}", ws.id),
+            Reason::NoGrant => format!("no binding of {subject} grants {action} on {what}"),
+            Reason::NoReach => match &reach_through {
+                Some(p) => format!(
+                    "{action} on {what} is granted by {}, but {subject} may not read its parent {p}",
+                    via(&granted_by)
+                ),
+                None => format!("{action} is granted, but {what} names no parent for {subject} to reach"),
+            },
+            Reason::RankTooLow => format!(
+                "{what} ranks above every role {subject} holds: nobody can hand out more power than they hold"
+            ),
+        };
+        Explanation {
+            decision,
+            message,
+            granted_by,
+            reach_through,
+        }
+    }
+}

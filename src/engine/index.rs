@@ -1,0 +1,103 @@
+//! Indexes built once per workspace so that a check is a few lookups.
+//!
+//! Invariants: every binding here has an enabled role (disabled roles grant
+//! nothing, so they are dropped at build time); group bindings are flattened
+//! into each member's lists.
+
+use roaring::RoaringBitmap;
+use smallvec::SmallVec;
+
+use crate::model::schema::PermSet;
+use crate::model::workspace::{LabelIdx, ResIdx, RoleIdx, Scope, Workspace};
+
+/// What one user may do, precomputed.
+#[derive(Debug, Clone, Default)]
+pub struct UserIndex {
+    /// Union of the permissions of the user's enabled workspace-scope roles.
+    pub workspace_perms: PermSet,
+    /// `(label, role)` for each enabled label-scope binding, sorted.
+    pub label_grants: SmallVec<[(LabelIdx, RoleIdx); 4]>,
+    /// `(resource, role)` for each enabled resource-scope binding, sorted.
+    pub resource_grants: SmallVec<[(ResIdx, RoleIdx); 2]>,
+    /// Highest rank among the user's enabled roles, at any scope.
+    pub max_rank: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Index {
+    pub users: Vec<UserIndex>,
+    /// Label → the resources carrying it.
+    pub label_postings: Vec<RoaringBitmap>,
+    /// `children[child_start[r]..child_start[r+1]]` are r's direct children,
+    /// ascending (so grouped by type, each type in id order).
+    child_start: Vec<u32>,
+    child_list: Vec<ResIdx>,
+}
+
+impl Index {
+    pub fn build(ws: &Workspace) -> Index {
+        let users = (0..ws.users.len() as u32)
+            .map(|u| {
+                let mut ix = UserIndex {
+                    workspace_perms: PermSet::with_capacity(ws.schema.perm_count),
+                    ..Default::default()
+                };
+                for (b, _) in ws.bindings_of(u) {
+                    let role = &ws.roles[b.role as usize];
+                    if role.disabled {
+                        continue;
+                    }
+                    ix.max_rank = Some(ix.max_rank.map_or(role.rank, |m| m.max(role.rank)));
+                    match b.scope {
+                        Scope::Workspace => ix.workspace_perms.union_with(&role.perms),
+                        Scope::Label(l) => ix.label_grants.push((l, b.role)),
+                        Scope::Resource(r) => ix.resource_grants.push((r, b.role)),
+                    }
+                }
+                ix.label_grants.sort_unstable();
+                ix.label_grants.dedup();
+                ix.resource_grants.sort_unstable();
+                ix.resource_grants.dedup();
+                ix
+            })
+            .collect();
+
+        let res = &ws.resources;
+        let mut label_postings = vec![RoaringBitmap::new(); ws.labels.len()];
+        let mut child_count = vec![0u32; res.len() + 1];
+        for r in 0..res.len() as ResIdx {
+            for &l in res.labels(r) {
+                label_postings[l as usize].insert(r);
+            }
+            if let Some(p) = res.parent_of(r) {
+                child_count[p as usize + 1] += 1;
+            }
+        }
+        let mut child_start = child_count;
+        for i in 1..child_start.len() {
+            child_start[i] += child_start[i - 1];
+        }
+        let mut fill = child_start.clone();
+        let mut child_list = vec![0; res.len()];
+        for r in 0..res.len() as ResIdx {
+            if let Some(p) = res.parent_of(r) {
+                child_list[fill[p as usize] as usize] = r;
+                fill[p as usize] += 1;
+            }
+        }
+        Index {
+            users,
+            label_postings,
+            child_start,
+            child_list,
+        }
+    }
+
+    pub fn children(&self, r: ResIdx) -> &[ResIdx] {
+        let r = r as usize;
+        match (self.child_start.get(r), self.child_start.get(r + 1)) {
+            (Some(&a), Some(&b)) => &self.child_list[a as usize..b as usize],
+            _ => &[],
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The decision engine: pure functions over an immutable, indexed snapshot.
+//! No I/O, no tonic, no tokio: a snapshot and a request in, a decision with
+//! its reasons out.
+
+pub mod check;
+pub mod decision;
+pub mod index;
+pub mod list;
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+pub use check::{Resolved, Target};
+pub use decision::{BindingView, Decision, Explanation, Reason, RequestError};
+pub use list::{Page, SubjectGrant};
+
+use crate::model::{InvalidSnapshot, SnapshotSpec, Workspace};
+use index::Index;
+
+/// A workspace ready to answer: the validated model plus its indexes.
+#[derive(Debug)]
+pub struct CompiledWorkspace {
+    pub model: Workspace,
+    pub index: Index,
+}
+
+impl CompiledWorkspace {
+    pub fn new(model: Workspace) -> Self {
+        let index = Index::build(&model);
+        CompiledWorkspace { model, index }
+    }
+
+    /// Users who consume a seat (SPEC 1.4).
+    pub fn seats_in_use(&self) -> usize {
+        self.model.seats_in_use()
+    }
+}
+
+/// A resource named in a request.
+#[derive(Debug, Clone, Copy)]
+pub enum ResourceQuery<'a> {
+    /// An existing resource.
+    Existing { type_: &'a str, id: &'a str },
+    /// A resource not yet created, decided as if it existed.
+    New {
+        type_: &'a str,
+        parent: Option<&'a str>,
+        labels: &'a [String],
+    },
+}
+
+impl<'a> ResourceQuery<'a> {
+    /// Parses `type:id`.
+    pub fn parse_key(key: &'a str) -> Option<Self> {
+        let (type_, id) = key.split_once(':')?;
+        Some(ResourceQuery::Existing { type_, id })
+    }
+}
+
+/// Every workspace of one revision of the model. Workspaces are shared
+/// between revisions: an update rebuilds only the workspaces it touches.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    workspaces: FxHashMap<String, Arc<CompiledWorkspace>>,
+}
+
+impl Snapshot {
+    /// Validates and indexes a whole snapshot file.
+    pub fn from_spec(spec: &SnapshotSpec) -> Result<Snapshot, InvalidSnapshot> {
+        let workspaces = crate::model::validate_snapshot(spec)?;
+        Ok(Snapshot::from_workspaces(workspaces))
+    }
+
+    pub fn from_workspaces(workspaces: Vec<Workspace>) -> Snapshot {
+        let mut s = Snapshot::default();
+        for w in workspaces {
+            s.insert(Arc::new(CompiledWorkspace::new(w)));
+        }
+        s
+    }
+
+    pub fn insert(&mut self, w: Arc<CompiledWorkspace>) {
+        self.workspaces.insert(w.model.id.clone(), w);
+    }
+
+    pub fn workspace(&self, id: &str) -> Option<&Arc<CompiledWorkspace>> {
+        self.workspaces.get(id)
+    }
+
+    /// Workspaces in id order.
+    pub fn workspaces(&self) -> Vec<&Arc<CompiledWorkspace>> {
+        let mut v: Vec<_> = self.workspaces.values().collect();
+        v.sort_by(|a, b| a.model.id.cmp(&b.model.id));
+        v
+    }
+
+    /// The snapshot as file data.
+    pub fn to_spec(&self) -> SnapshotSpec {
+        SnapshotSpec {
+            workspaces: self
+                .workspaces()
+                .iter()
+                .map(|w| w.model.spec.clone())
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! rolecall: an authorization sidecar.
+//!
+//! # Layout
+//!
+//! - [`model`]: the snapshot file format, the default schema, the built-in
+//!   role catalogs, and validation of every invariant (SPEC 1.3).
+//! - [`engine`]: pure decision functions over an indexed, immutable
+//!   snapshot: check with explanations, list_visible, list_subjects, seats.
+//! - [`scenario`]: scenario files (a snapshot plus expected decisions) and
+//!   their runner, shared by `rolecall test` and the test suite.
+//! - [`gen`]: deterministic synthetic snapshots for benchmarks.
+//! - [`pb`]: the generated gRPC types; nothing outside [`api`] uses them.
+//! - [`store`]: the current snapshot behind one `ArcSwap`, its revision.
+//! - [`api`]: the tonic services; the one place errors become `tonic::Status`.
+//! - [`server`]: listeners, health, reflection and graceful shutdown.
+
+pub mod api;
+pub mod engine;
+pub mod gen;
+pub mod model;
+pub mod pb;
+pub mod scenario;
+pub mod server;
+pub mod store;

@@ -1,0 +1,1 @@
+//! Deltas: added with the Admin API.

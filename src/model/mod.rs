@@ -1,0 +1,16 @@
+//! The access model: the snapshot file format, the default schema and the
+//! built-in catalogs, and validation into resolved, immutable workspaces.
+
+pub mod catalog;
+pub mod delta;
+pub mod parse;
+pub mod problem;
+pub mod schema;
+pub mod spec;
+pub mod validate;
+pub mod workspace;
+
+pub use problem::{InvalidSnapshot, Problem, Rule};
+pub use spec::SnapshotSpec;
+pub use validate::{validate_snapshot, validate_workspace};
+pub use workspace::Workspace;

@@ -1,0 +1,378 @@
+//! A workspace's schema: the default types (SPEC 2) plus its custom types,
+//! with every `(type, action)` pair numbered as a permission bit.
+
+use rustc_hash::FxHashMap;
+
+use super::catalog::{DefaultType, DEFAULT_TYPES, MINI_FEATURES};
+use super::problem::{Problem, Rule};
+use super::spec::TypeSpec;
+
+pub type TypeId = u16;
+pub type ActionId = u16;
+pub type FeatureId = u16;
+/// Index of a `(type, action)` pair in a workspace's permission bitsets.
+pub type PermId = u32;
+
+#[derive(Debug, Clone)]
+pub struct ActionDef {
+    pub name: String,
+    /// The feature (app) this action belongs to; a disabled feature denies it
+    /// to everyone.
+    pub feature: Option<FeatureId>,
+    /// An action of the same type whose grant also grants this one
+    /// (Mini features are implied by `read`).
+    pub implied_by: Option<ActionId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TypeDef {
+    pub name: String,
+    pub parent: Option<TypeId>,
+    pub actions: Vec<ActionDef>,
+    /// Permission id of action 0; action `a` is `first_perm + a`.
+    pub first_perm: PermId,
+    /// Resources of implicit types (workspace, user, group, label, role)
+    /// come from the model itself, never from the `resources` list.
+    pub implicit: bool,
+    pub custom: bool,
+}
+
+impl TypeDef {
+    pub fn action(&self, name: &str) -> Option<ActionId> {
+        self.actions
+            .iter()
+            .position(|a| a.name == name)
+            .map(|i| i as ActionId)
+    }
+
+    pub fn perm(&self, action: ActionId) -> PermId {
+        self.first_perm + action as PermId
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Schema {
+    pub types: Vec<TypeDef>,
+    by_name: FxHashMap<String, TypeId>,
+    pub features: Vec<String>,
+    feature_by_name: FxHashMap<String, FeatureId>,
+    pub perm_count: usize,
+}
+
+/// Well-known type ids: the default types come first, in `DEFAULT_TYPES` order.
+pub const WORKSPACE_TYPE: TypeId = 0;
+pub const USER_TYPE: TypeId = 1;
+pub const GROUP_TYPE: TypeId = 2;
+pub const LABEL_TYPE: TypeId = 3;
+pub const ROLE_TYPE: TypeId = 4;
+
+impl Schema {
+    /// Builds the schema, reporting every problem with the custom types.
+    pub fn build(
+        place: &str,
+        custom: &[TypeSpec],
+        read_implies_mini_features: bool,
+        problems: &mut Vec<Problem>,
+    ) -> Schema {
+        let mut s = Schema::default();
+        for f in MINI_FEATURES {
+            s.add_feature(f);
+        }
+        for d in DEFAULT_TYPES {
+            s.add_default(d, read_implies_mini_features);
+        }
+        // Custom types: names first, so parents may refer forward.
+        let mut accepted: Vec<&TypeSpec> = Vec::new();
+        for t in custom {
+            let tp = format!("{place}, type \"{}\"", t.name);
+            if !valid_id(&t.name) || t.name.contains(':') {
+                problems.push(Problem::new(Rule::Id, tp, id_rule_message("type name")));
+                continue;
+            }
+            if s.by_name.contains_key(&t.name) {
+                problems.push(Problem::new(
+                    Rule::Duplicate,
+                    tp,
+                    format!("type \"{}\" is already defined", t.name),
+                ));
+                continue;
+            }
+            let feature = t.feature.as_deref().map(|f| s.add_feature(f));
+            let mut actions: Vec<ActionDef> = Vec::new();
+            for a in &t.actions {
+                if !valid_id(a) || a == "*" {
+                    problems.push(Problem::new(
+                        Rule::Id,
+                        tp.clone(),
+                        format!("action \"{a}\": {}", id_rule_message("action name")),
+                    ));
+                } else if actions.iter().any(|x| &x.name == a) {
+                    problems.push(Problem::new(
+                        Rule::Duplicate,
+                        tp.clone(),
+                        format!("action \"{a}\" is listed twice"),
+                    ));
+                } else {
+                    actions.push(ActionDef {
+                        name: a.clone(),
+                        feature,
+                        implied_by: None,
+                    });
+                }
+            }
+            s.push_type(TypeDef {
+                name: t.name.clone(),
+                parent: None,
+                actions,
+                first_perm: 0,
+                implicit: false,
+                custom: true,
+            });
+            accepted.push(t);
+        }
+        for t in accepted {
+            let Some(parent) = &t.parent else { continue };
+            let tp = format!("{place}, type \"{}\"", t.name);
+            match s.type_id(parent) {
+                Some(p) => {
+                    if let Some(id) = s.type_id(&t.name) {
+                        s.types[id as usize].parent = Some(p);
+                    }
+                }
+                None => problems.push(Problem::new(
+                    Rule::Parent,
+                    tp,
+                    format!("parent type \"{parent}\" is not a type of this schema"),
+                )),
+            }
+        }
+        s.break_cycles(place, problems);
+        s
+    }
+
+    fn add_feature(&mut self, name: &str) -> FeatureId {
+        if let Some(&f) = self.feature_by_name.get(name) {
+            return f;
+        }
+        let f = self.features.len() as FeatureId;
+        self.features.push(name.to_string());
+        self.feature_by_name.insert(name.to_string(), f);
+        f
+    }
+
+    fn add_default(&mut self, d: &DefaultType, read_implies_mini_features: bool) {
+        let mut actions: Vec<ActionDef> = d
+            .actions
+            .iter()
+            .map(|a| ActionDef {
+                name: a.to_string(),
+                feature: None,
+                implied_by: None,
+            })
+            .collect();
+        if d.name == "mini" {
+            for f in MINI_FEATURES {
+                actions.push(ActionDef {
+                    name: f.to_string(),
+                    feature: self.feature_by_name.get(f).copied(),
+                    implied_by: read_implies_mini_features.then_some(0),
+                });
+            }
+        }
+        let parent = d.parent.and_then(|p| self.type_id(p));
+        self.push_type(TypeDef {
+            name: d.name.to_string(),
+            parent,
+            actions,
+            first_perm: 0,
+            implicit: d.implicit,
+            custom: false,
+        });
+    }
+
+    fn push_type(&mut self, mut t: TypeDef) {
+        t.first_perm = self.perm_count as PermId;
+        self.perm_count += t.actions.len();
+        self.by_name
+            .insert(t.name.clone(), self.types.len() as TypeId);
+        self.types.push(t);
+    }
+
+    /// Reports each cycle in the parent graph once and cuts it, so the rest
+    /// of validation can walk parents without looping.
+    fn break_cycles(&mut self, place: &str, problems: &mut Vec<Problem>) {
+        for start in 0..self.types.len() {
+            let mut seen = vec![false; self.types.len()];
+            let mut at = start;
+            while let Some(p) = self.types[at].parent {
+                if seen[p as usize] {
+                    break;
+                }
+                seen[p as usize] = true;
+                if p as usize == start {
+                    problems.push(Problem::new(
+                        Rule::Cycle,
+                        format!("{place}, type \"{}\"", self.types[start].name),
+                        format!(
+                            "the parent types of \"{}\" form a cycle",
+                            self.types[start].name
+                        ),
+                    ));
+                    self.types[start].parent = None;
+                    break;
+                }
+                at = p as usize;
+            }
+        }
+    }
+
+    pub fn type_id(&self, name: &str) -> Option<TypeId> {
+        self.by_name.get(name).copied()
+    }
+
+    pub fn ty(&self, id: TypeId) -> &TypeDef {
+        &self.types[id as usize]
+    }
+
+    pub fn feature_id(&self, name: &str) -> Option<FeatureId> {
+        self.feature_by_name.get(name).copied()
+    }
+
+    /// The `(type, action)` pair a permission bit stands for.
+    pub fn perm_name(&self, perm: PermId) -> String {
+        for t in &self.types {
+            let end = t.first_perm + t.actions.len() as PermId;
+            if perm >= t.first_perm && perm < end {
+                return format!(
+                    "{}:{}",
+                    t.name,
+                    t.actions[(perm - t.first_perm) as usize].name
+                );
+            }
+        }
+        format!("#{perm}")
+    }
+
+    /// Expands one grant string (`type:action`, `type:*`, `*:*`) into
+    /// permission bits, or says why it is not a grant of this schema.
+    pub fn expand_grant(&self, grant: &str, bits: &mut PermSet) -> Result<(), (Rule, String)> {
+        let Some((t, a)) = grant.split_once(':') else {
+            return Err((
+                Rule::Grant,
+                format!("grant \"{grant}\" is not of the form type:action"),
+            ));
+        };
+        if t == "*" {
+            if a != "*" {
+                return Err((
+                    Rule::Grant,
+                    format!("grant \"{grant}\": the only wildcards are type:* and *:*"),
+                ));
+            }
+            for ty in &self.types {
+                for i in 0..ty.actions.len() {
+                    bits.insert(ty.perm(i as ActionId));
+                }
+            }
+            return Ok(());
+        }
+        let Some(tid) = self.type_id(t) else {
+            return Err((
+                Rule::UnknownType,
+                format!("grant \"{grant}\" names unknown type \"{t}\""),
+            ));
+        };
+        let ty = self.ty(tid);
+        if a == "*" {
+            for i in 0..ty.actions.len() {
+                bits.insert(ty.perm(i as ActionId));
+            }
+            return Ok(());
+        }
+        match ty.action(a) {
+            Some(aid) => {
+                bits.insert(ty.perm(aid));
+                Ok(())
+            }
+            None => Err((
+                Rule::UnknownAction,
+                format!("grant \"{grant}\": type \"{t}\" has no action \"{a}\""),
+            )),
+        }
+    }
+
+    /// Adds the actions implied by granted ones (Mini features by `read`).
+    pub fn close_implied(&self, bits: &mut PermSet) {
+        for ty in &self.types {
+            for (i, a) in ty.actions.iter().enumerate() {
+                if let Some(by) = a.implied_by {
+                    if bits.contains(ty.perm(by)) {
+                        bits.insert(ty.perm(i as ActionId));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A set of permission bits, sized to the schema.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PermSet {
+    words: Vec<u64>,
+}
+
+impl PermSet {
+    pub fn with_capacity(perm_count: usize) -> Self {
+        PermSet {
+            words: vec![0; perm_count.div_ceil(64).max(1)],
+        }
+    }
+
+    pub fn insert(&mut self, p: PermId) {
+        let w = (p / 64) as usize;
+        if w >= self.words.len() {
+            self.words.resize(w + 1, 0);
+        }
+        self.words[w] |= 1 << (p % 64);
+    }
+
+    pub fn remove(&mut self, p: PermId) {
+        if let Some(w) = self.words.get_mut((p / 64) as usize) {
+            *w &= !(1 << (p % 64));
+        }
+    }
+
+    #[inline]
+    pub fn contains(&self, p: PermId) -> bool {
+        match self.words.get((p / 64) as usize) {
+            Some(w) => w & (1 << (p % 64)) != 0,
+            None => false,
+        }
+    }
+
+    pub fn union_with(&mut self, other: &PermSet) {
+        if other.words.len() > self.words.len() {
+            self.words.resize(other.words.len(), 0);
+        }
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a |= b;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.iter().all(|w| *w == 0)
+    }
+}
+
+/// Ids are non-empty, at most 256 bytes, printable, without whitespace.
+pub const MAX_ID_LEN: usize = 256;
+
+pub fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_ID_LEN
+        && s.chars().all(|c| !c.is_whitespace() && !c.is_control())
+}
+
+pub fn id_rule_message(what: &str) -> String {
+    format!("a {what} must be 1 to {MAX_ID_LEN} bytes with no spaces or control characters")
+}

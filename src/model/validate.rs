@@ -1,0 +1,675 @@
+//! Validation: resolves a [`WorkspaceSpec`] into a [`Workspace`], checking
+//! every invariant of SPEC 1.3 and every reference, and reporting **all**
+//! problems, not just the first. Nothing is built when any rule is broken.
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use smallvec::SmallVec;
+
+use super::catalog::{catalog, DEFAULT_ADMIN_ROLES};
+use super::problem::{InvalidSnapshot, Problem, Rule};
+use super::schema::{
+    id_rule_message, valid_id, PermSet, Schema, TypeId, GROUP_TYPE, LABEL_TYPE, ROLE_TYPE,
+    USER_TYPE, WORKSPACE_TYPE,
+};
+use super::spec::{BindingSpec, SnapshotSpec, WorkspaceSpec};
+use super::workspace::{
+    Binding, Group, PendingResource, Policy, Resources, Role, Scope, User, Workspace,
+};
+
+/// Validates every workspace of a snapshot; workspace ids must be unique.
+pub fn validate_snapshot(spec: &SnapshotSpec) -> Result<Vec<Workspace>, InvalidSnapshot> {
+    let mut problems = Vec::new();
+    let mut seen = FxHashSet::default();
+    let mut out = Vec::new();
+    for ws in &spec.workspaces {
+        if !seen.insert(ws.id.as_str()) {
+            problems.push(Problem::new(
+                Rule::Duplicate,
+                format!("workspace \"{}\"", ws.id),
+                "workspace id is used twice in this snapshot",
+            ));
+            continue;
+        }
+        match validate_workspace(ws) {
+            Ok(w) => out.push(w),
+            Err(e) => problems.extend(e.problems),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems.into())
+    }
+}
+
+/// Validates one workspace and builds its resolved form.
+pub fn validate_workspace(spec: &WorkspaceSpec) -> Result<Workspace, InvalidSnapshot> {
+    let mut v = Validator {
+        place: format!("workspace \"{}\"", spec.id),
+        problems: Vec::new(),
+    };
+    let ws = v.build(spec);
+    if v.problems.is_empty() {
+        Ok(ws)
+    } else {
+        Err(v.problems.into())
+    }
+}
+
+struct Validator {
+    place: String,
+    problems: Vec<Problem>,
+}
+
+impl Validator {
+    fn report(&mut self, rule: Rule, item: impl AsRef<str>, message: impl Into<String>) {
+        let item = item.as_ref();
+        let place = if item.is_empty() {
+            self.place.clone()
+        } else {
+            format!("{}, {item}", self.place)
+        };
+        self.problems.push(Problem::new(rule, place, message));
+    }
+
+    /// Checks an id's shape and uniqueness; returns whether to keep the item.
+    fn check_id<'a>(&mut self, kind: &str, id: &'a str, seen: &mut FxHashSet<&'a str>) -> bool {
+        if !valid_id(id) {
+            self.report(
+                Rule::Id,
+                format!("{kind} \"{id}\""),
+                id_rule_message(&format!("{kind} id")),
+            );
+            return false;
+        }
+        if !seen.insert(id) {
+            self.report(
+                Rule::Duplicate,
+                format!("{kind} \"{id}\""),
+                format!("{kind} id \"{id}\" is used twice"),
+            );
+            return false;
+        }
+        true
+    }
+
+    fn build(&mut self, spec: &WorkspaceSpec) -> Workspace {
+        if !valid_id(&spec.id) {
+            self.report(Rule::Id, "", id_rule_message("workspace id"));
+        }
+        let cat = catalog(spec.catalog.unwrap_or_default());
+        let schema = Schema::build(
+            &self.place,
+            &spec.types,
+            cat.read_implies_mini_features,
+            &mut self.problems,
+        );
+
+        let features_enabled = self.features(spec, &schema);
+        let roles = self.roles(spec, &schema, &cat);
+        let labels = self.sorted_ids("label", spec.labels.iter().map(String::as_str));
+        let user_order = self.sorted_unique("user", spec.users.iter().map(|u| u.id.as_str()));
+        let group_order = self.sorted_unique("group", spec.groups.iter().map(|g| g.id.as_str()));
+        let user_ids: Vec<String> = user_order
+            .iter()
+            .map(|&i| spec.users[i].id.clone())
+            .collect();
+        let group_ids: Vec<String> = group_order
+            .iter()
+            .map(|&i| spec.groups[i].id.clone())
+            .collect();
+        let resources = self.resources(spec, &schema, &labels, &user_ids, &group_ids, &roles);
+
+        let resolver = Resolver {
+            schema: &schema,
+            roles: &roles,
+            labels: &labels,
+            resources: &resources,
+        };
+        let mut users: Vec<User> = Vec::with_capacity(user_ids.len());
+        for &i in &user_order {
+            let u = &spec.users[i];
+            let item = format!("user \"{}\"", u.id);
+            let bindings = self.bindings(&resolver, &item, &u.bindings);
+            users.push(User {
+                id: u.id.clone(),
+                active: u.status.is_active(),
+                source: u.source,
+                bindings,
+                groups: Vec::new(),
+            });
+        }
+        let mut groups: Vec<Group> = Vec::with_capacity(group_ids.len());
+        for &i in &group_order {
+            let g = &spec.groups[i];
+            let item = format!("group \"{}\"", g.id);
+            let bindings = self.bindings(&resolver, &item, &g.bindings);
+            let gi = groups.len() as u32;
+            let mut members = Vec::with_capacity(g.members.len());
+            for m in &g.members {
+                match users.binary_search_by(|u| u.id.as_str().cmp(m)) {
+                    Ok(ui) => {
+                        if !members.contains(&(ui as u32)) {
+                            members.push(ui as u32);
+                            users[ui].groups.push(gi);
+                        }
+                    }
+                    Err(_) => self.report(
+                        Rule::UnknownMember,
+                        &item,
+                        format!("member \"{m}\" is not a user of this workspace"),
+                    ),
+                }
+            }
+            members.sort_unstable();
+            groups.push(Group {
+                id: g.id.clone(),
+                source: g.source,
+                members,
+                bindings,
+            });
+        }
+
+        let policy = self.policy(spec, &cat, &roles);
+        let mut ws = Workspace {
+            id: spec.id.clone(),
+            spec: normalised(spec),
+            schema,
+            features_enabled,
+            roles,
+            labels,
+            users,
+            groups,
+            resources,
+            policy,
+        };
+        if self.problems.is_empty() {
+            self.invariants(&mut ws);
+        }
+        ws
+    }
+
+    fn features(&mut self, spec: &WorkspaceSpec, schema: &Schema) -> Vec<bool> {
+        match &spec.features {
+            None => vec![true; schema.features.len()],
+            Some(list) => {
+                let mut on = vec![false; schema.features.len()];
+                for f in list {
+                    match schema.feature_id(f) {
+                        Some(i) => on[i as usize] = true,
+                        None => self.report(
+                            Rule::UnknownFeature,
+                            "features",
+                            format!("feature \"{f}\" is not a feature of this workspace's schema"),
+                        ),
+                    }
+                }
+                on
+            }
+        }
+    }
+
+    fn roles(
+        &mut self,
+        spec: &WorkspaceSpec,
+        schema: &Schema,
+        cat: &super::catalog::Catalog,
+    ) -> Vec<Role> {
+        let mut roles: Vec<Role> = Vec::new();
+        for b in cat.roles {
+            let mut perms = PermSet::with_capacity(schema.perm_count);
+            for g in b.grants {
+                // Built-in grants name default types only; they always expand.
+                let _ = schema.expand_grant(g, &mut perms);
+            }
+            schema.close_implied(&mut perms);
+            for g in b.except {
+                let mut minus = PermSet::with_capacity(schema.perm_count);
+                let _ = schema.expand_grant(g, &mut minus);
+                for p in 0..schema.perm_count as u32 {
+                    if minus.contains(p) {
+                        perms.remove(p);
+                    }
+                }
+            }
+            roles.push(Role {
+                id: b.id.to_string(),
+                name: b.id.to_string(),
+                description: b.description.to_string(),
+                organization: None,
+                rank: b.rank,
+                perms,
+                seat: b.seat,
+                disabled: false,
+                builtin: true,
+            });
+        }
+        let mut seen: FxHashSet<&str> = FxHashSet::default();
+        for r in &spec.roles {
+            let item = format!("role \"{}\"", r.id);
+            if cat.roles.iter().any(|b| b.id == r.id) {
+                self.report(
+                    Rule::BuiltIn,
+                    &item,
+                    format!(
+                        "\"{}\" is a built-in role of this catalog and cannot be changed",
+                        r.id
+                    ),
+                );
+                continue;
+            }
+            if !self.check_id("role", &r.id, &mut seen) {
+                continue;
+            }
+            let mut perms = PermSet::with_capacity(schema.perm_count);
+            for g in &r.grants {
+                if let Err((rule, msg)) = schema.expand_grant(g, &mut perms) {
+                    self.report(rule, &item, msg);
+                }
+            }
+            schema.close_implied(&mut perms);
+            roles.push(Role {
+                id: r.id.clone(),
+                name: r.name.clone().unwrap_or_else(|| r.id.clone()),
+                description: r.description.clone().unwrap_or_default(),
+                organization: r.organization.clone(),
+                rank: r.rank,
+                perms,
+                seat: r.seat,
+                disabled: r.disabled,
+                builtin: false,
+            });
+        }
+        // Names are unique per (workspace, organization).
+        let mut by_name: FxHashMap<(Option<&str>, &str), &str> = FxHashMap::default();
+        let mut dups = Vec::new();
+        for r in &roles {
+            let key = (r.organization.as_deref(), r.name.as_str());
+            if let Some(first) = by_name.insert(key, &r.id) {
+                dups.push((
+                    r.id.clone(),
+                    r.name.clone(),
+                    first.to_string(),
+                    r.organization.clone(),
+                ));
+            }
+        }
+        for (id, name, first, org) in dups {
+            let org = org.map_or("no organization".to_string(), |o| {
+                format!("organization \"{o}\"")
+            });
+            self.report(
+                Rule::Duplicate,
+                format!("role \"{id}\""),
+                format!("role name \"{name}\" is already used by role \"{first}\" in {org}"),
+            );
+        }
+        roles.sort_by(|a, b| a.id.cmp(&b.id));
+        roles
+    }
+
+    fn sorted_ids<'a>(
+        &mut self,
+        kind: &str,
+        ids: impl Iterator<Item = &'a str> + Clone,
+    ) -> Vec<String> {
+        let order = self.sorted_unique(kind, ids.clone());
+        let all: Vec<&str> = ids.collect();
+        order.into_iter().map(|i| all[i].to_string()).collect()
+    }
+
+    /// Positions of the well-formed, first-seen ids, in ascending id order.
+    fn sorted_unique<'a>(&mut self, kind: &str, ids: impl Iterator<Item = &'a str>) -> Vec<usize> {
+        let mut seen = FxHashSet::default();
+        let mut keep: Vec<(&str, usize)> = Vec::new();
+        for (i, id) in ids.enumerate() {
+            if self.check_id(kind, id, &mut seen) {
+                keep.push((id, i));
+            }
+        }
+        keep.sort_unstable();
+        keep.into_iter().map(|(_, i)| i).collect()
+    }
+
+    fn resources(
+        &mut self,
+        spec: &WorkspaceSpec,
+        schema: &Schema,
+        labels: &[String],
+        users: &[String],
+        groups: &[String],
+        roles: &[Role],
+    ) -> Resources {
+        let mut items: Vec<PendingResource<'_>> = Vec::with_capacity(
+            spec.resources.len() + 1 + users.len() + groups.len() + labels.len() + roles.len(),
+        );
+        // The workspace itself and its users, groups, labels and roles.
+        let mut implicit_items: Vec<(TypeId, &str)> = vec![(WORKSPACE_TYPE, spec.id.as_str())];
+        implicit_items.extend(users.iter().map(|u| (USER_TYPE, u.as_str())));
+        implicit_items.extend(groups.iter().map(|g| (GROUP_TYPE, g.as_str())));
+        implicit_items.extend(labels.iter().map(|l| (LABEL_TYPE, l.as_str())));
+        implicit_items.extend(roles.iter().map(|r| (ROLE_TYPE, r.id.as_str())));
+        for (t, id) in implicit_items {
+            items.push(PendingResource {
+                type_: t,
+                id,
+                parent: None,
+                labels: SmallVec::new(),
+            });
+        }
+
+        let mut seen: FxHashSet<(TypeId, &str)> = FxHashSet::default();
+        let mut parents_to_check: Vec<(usize, TypeId, &str)> = Vec::new();
+        for r in &spec.resources {
+            let item = format!("resource \"{}:{}\"", r.type_, r.id);
+            let Some(t) = schema.type_id(&r.type_) else {
+                self.report(
+                    Rule::UnknownType,
+                    &item,
+                    format!("type \"{}\" is not a type of this schema", r.type_),
+                );
+                continue;
+            };
+            let ty = schema.ty(t);
+            if ty.implicit {
+                self.report(
+                    Rule::UnknownType,
+                    &item,
+                    format!(
+                        "\"{}\" resources are the workspace's own {}s and cannot be listed",
+                        r.type_, r.type_
+                    ),
+                );
+                continue;
+            }
+            if !valid_id(&r.id) {
+                self.report(Rule::Id, &item, id_rule_message("resource id"));
+                continue;
+            }
+            if !seen.insert((t, r.id.as_str())) {
+                self.report(
+                    Rule::Duplicate,
+                    &item,
+                    format!("resource \"{}:{}\" is listed twice", r.type_, r.id),
+                );
+                continue;
+            }
+            let mut ls: SmallVec<[u32; 2]> = SmallVec::new();
+            for l in &r.labels {
+                match labels.binary_search(l) {
+                    Ok(i) => {
+                        if !ls.contains(&(i as u32)) {
+                            ls.push(i as u32)
+                        }
+                    }
+                    Err(_) => self.report(
+                        Rule::UnknownLabel,
+                        &item,
+                        format!("label \"{l}\" is not a label of this workspace"),
+                    ),
+                }
+            }
+            ls.sort_unstable();
+            let parent = match (ty.parent, &r.parent) {
+                (None, None) => None,
+                (None, Some(p)) => {
+                    self.report(
+                        Rule::Parent,
+                        &item,
+                        format!(
+                            "type \"{}\" has no parent type, but the resource names parent \"{p}\"",
+                            r.type_
+                        ),
+                    );
+                    None
+                }
+                (Some(pt), None) => {
+                    self.report(
+                        Rule::Parent,
+                        &item,
+                        format!(
+                            "a \"{}\" needs a parent \"{}\"",
+                            r.type_,
+                            schema.ty(pt).name
+                        ),
+                    );
+                    None
+                }
+                (Some(pt), Some(p)) => {
+                    let (ptype, pid) = match p.split_once(':') {
+                        Some((a, b)) => (a, b),
+                        None => (schema.ty(pt).name.as_str(), p.as_str()),
+                    };
+                    if ptype != schema.ty(pt).name {
+                        self.report(
+                            Rule::Parent,
+                            &item,
+                            format!(
+                                "parent \"{p}\" is not a \"{}\": a \"{}\" must have a \"{}\" parent",
+                                schema.ty(pt).name,
+                                r.type_,
+                                schema.ty(pt).name
+                            ),
+                        );
+                        None
+                    } else {
+                        parents_to_check.push((items.len(), pt, pid));
+                        Some((pt, pid))
+                    }
+                }
+            };
+            items.push(PendingResource {
+                type_: t,
+                id: &r.id,
+                parent,
+                labels: ls,
+            });
+        }
+        let table = Resources::build(schema.types.len(), items);
+        for (_, pt, pid) in parents_to_check {
+            if table.find(pt, pid).is_none() {
+                self.report(
+                    Rule::Parent,
+                    format!("parent \"{}:{pid}\"", schema.ty(pt).name),
+                    format!(
+                        "parent \"{}:{pid}\" does not exist (unknown resource)",
+                        schema.ty(pt).name
+                    ),
+                );
+            }
+        }
+        table
+    }
+
+    fn bindings(&mut self, r: &Resolver<'_>, item: &str, specs: &[BindingSpec]) -> Vec<Binding> {
+        let mut out = Vec::with_capacity(specs.len());
+        for b in specs {
+            let role = match r.roles.binary_search_by(|x| x.id.as_str().cmp(&b.role)) {
+                Ok(i) => Some(i as u32),
+                Err(_) => {
+                    self.report(
+                        Rule::UnknownRole,
+                        item,
+                        format!("binding names unknown role \"{}\"", b.role),
+                    );
+                    None
+                }
+            };
+            let scope = match r.scope(b.scope.as_deref()) {
+                Ok(s) => Some(s),
+                Err((rule, msg)) => {
+                    self.report(rule, item, msg);
+                    None
+                }
+            };
+            if let (Some(role), Some(scope)) = (role, scope) {
+                let b = Binding { role, scope };
+                if !out.contains(&b) {
+                    out.push(b);
+                }
+            }
+        }
+        out
+    }
+
+    fn policy(
+        &mut self,
+        spec: &WorkspaceSpec,
+        cat: &super::catalog::Catalog,
+        roles: &[Role],
+    ) -> Policy {
+        let p = spec.policy.clone().unwrap_or_default();
+        let mut admin_roles = Vec::new();
+        match &p.admin_roles {
+            Some(list) => {
+                for id in list {
+                    match roles.binary_search_by(|r| r.id.as_str().cmp(id)) {
+                        Ok(i) => admin_roles.push(i as u32),
+                        Err(_) => self.report(
+                            Rule::UnknownRole,
+                            "policy",
+                            format!("admin_roles names unknown role \"{id}\""),
+                        ),
+                    }
+                }
+            }
+            None => {
+                for id in DEFAULT_ADMIN_ROLES {
+                    if let Ok(i) = roles.binary_search_by(|r| r.id.as_str().cmp(id)) {
+                        admin_roles.push(i as u32);
+                    }
+                }
+            }
+        }
+        Policy {
+            min_admins: p.min_admins.or(cat.default_min_admins).unwrap_or(0),
+            max_roles_per_user: p.max_roles_per_user.or(cat.default_max_roles_per_user),
+            admin_roles,
+        }
+    }
+
+    /// The policy invariants, checked on the fully resolved workspace.
+    fn invariants(&mut self, ws: &mut Workspace) {
+        let n = ws.users.len() as u32;
+        if ws.policy.min_admins > 0 {
+            let admins = (0..n)
+                .filter(|&u| {
+                    ws.users[u as usize].active
+                        && ws.bindings_of(u).any(|(b, _)| {
+                            b.scope == Scope::Workspace
+                                && !ws.roles[b.role as usize].disabled
+                                && ws.policy.admin_roles.contains(&b.role)
+                        })
+                })
+                .count();
+            if (admins as u32) < ws.policy.min_admins {
+                let names: Vec<&str> = ws
+                    .policy
+                    .admin_roles
+                    .iter()
+                    .map(|&r| ws.roles[r as usize].id.as_str())
+                    .collect();
+                self.report(
+                    Rule::MinAdmins,
+                    "policy",
+                    format!(
+                        "min_admins is {} but {admins} active user(s) hold an admin role ({}) at workspace scope",
+                        ws.policy.min_admins,
+                        names.join(", ")
+                    ),
+                );
+            }
+        }
+        if let Some(max) = ws.policy.max_roles_per_user {
+            for u in 0..n {
+                let mut distinct: Vec<u32> = ws
+                    .bindings_of(u)
+                    .filter(|(b, _)| {
+                        b.scope == Scope::Workspace && !ws.roles[b.role as usize].disabled
+                    })
+                    .map(|(b, _)| b.role)
+                    .collect();
+                distinct.sort_unstable();
+                distinct.dedup();
+                if distinct.len() as u32 > max {
+                    let ids: Vec<&str> = distinct
+                        .iter()
+                        .map(|&r| ws.roles[r as usize].id.as_str())
+                        .collect();
+                    self.report(
+                        Rule::MaxRolesPerUser,
+                        format!("user \"{}\"", ws.users[u as usize].id),
+                        format!(
+                            "max_roles_per_user is {max} but the user holds {} roles at workspace scope ({})",
+                            distinct.len(),
+                            ids.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// What bindings resolve against.
+struct Resolver<'a> {
+    schema: &'a Schema,
+    roles: &'a [Role],
+    labels: &'a [String],
+    resources: &'a Resources,
+}
+
+impl Resolver<'_> {
+    fn scope(&self, s: Option<&str>) -> Result<Scope, (Rule, String)> {
+        let s = match s {
+            None | Some("workspace") => return Ok(Scope::Workspace),
+            Some(s) => s,
+        };
+        if let Some(l) = s.strip_prefix("label:") {
+            return match self.labels.binary_search_by(|x| x.as_str().cmp(l)) {
+                Ok(i) => Ok(Scope::Label(i as u32)),
+                Err(_) => Err((
+                    Rule::UnknownLabel,
+                    format!("scope \"{s}\" names unknown label \"{l}\""),
+                )),
+            };
+        }
+        if let Some(r) = s.strip_prefix("resource:") {
+            let Some((t, id)) = r.split_once(':') else {
+                return Err((
+                    Rule::Scope,
+                    format!("scope \"{s}\" must be resource:TYPE:ID"),
+                ));
+            };
+            let Some(tid) = self.schema.type_id(t) else {
+                return Err((
+                    Rule::UnknownType,
+                    format!("scope \"{s}\" names unknown type \"{t}\""),
+                ));
+            };
+            return match self.resources.find(tid, id) {
+                Some(ri) => Ok(Scope::Resource(ri)),
+                None => Err((
+                    Rule::UnknownResource,
+                    format!("scope \"{s}\" names unknown resource \"{r}\""),
+                )),
+            };
+        }
+        Err((
+            Rule::Scope,
+            format!("scope \"{s}\" must be workspace, label:LABEL or resource:TYPE:ID"),
+        ))
+    }
+}
+
+/// The spec with every list sorted by id, so exports are stable.
+fn normalised(spec: &WorkspaceSpec) -> WorkspaceSpec {
+    let mut s = spec.clone();
+    s.roles.sort_by(|a, b| a.id.cmp(&b.id));
+    s.labels.sort();
+    s.users.sort_by(|a, b| a.id.cmp(&b.id));
+    s.groups.sort_by(|a, b| a.id.cmp(&b.id));
+    s.resources
+        .sort_by(|a, b| (&a.type_, &a.id).cmp(&(&b.type_, &b.id)));
+    s
+}
