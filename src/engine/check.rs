@@ -134,7 +134,7 @@ impl CompiledWorkspace {
 
     /// The decision for `subject` doing `perm` to `target`. No allocation.
     pub fn decide(&self, subject: &str, perm: PermId, target: &Resolved) -> Decision {
-        let Some(u) = self.model.user_idx(subject) else {
+        let Some(u) = self.index.user(&self.model, subject) else {
             return Decision::new(Reason::UnknownSubject);
         };
         self.decide_user(u, perm, target)

@@ -4,11 +4,15 @@
 //! nothing, so they are dropped at build time); group bindings are flattened
 //! into each member's lists.
 
+use std::hash::{BuildHasher, BuildHasherDefault};
+
+use hashbrown::HashTable;
 use roaring::RoaringBitmap;
+use rustc_hash::FxHasher;
 use smallvec::SmallVec;
 
 use crate::model::schema::PermSet;
-use crate::model::workspace::{LabelIdx, ResIdx, RoleIdx, Scope, Workspace};
+use crate::model::workspace::{LabelIdx, ResIdx, RoleIdx, Scope, UserIdx, Workspace};
 
 /// What one user may do, precomputed.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +30,8 @@ pub struct UserIndex {
 #[derive(Debug, Clone, Default)]
 pub struct Index {
     pub users: Vec<UserIndex>,
+    /// User id → index, hashed: the first lookup of every check.
+    user_lookup: HashTable<UserIdx>,
     /// Label → the resources carrying it.
     pub label_postings: Vec<RoaringBitmap>,
     /// `children[child_start[r]..child_start[r+1]]` are r's direct children,
@@ -85,12 +91,27 @@ impl Index {
                 fill[p as usize] += 1;
             }
         }
+        let mut user_lookup = HashTable::with_capacity(ws.users.len());
+        for (i, u) in ws.users.iter().enumerate() {
+            user_lookup.insert_unique(hash_str(&u.id), i as UserIdx, |&j| {
+                hash_str(&ws.users[j as usize].id)
+            });
+        }
         Index {
             users,
+            user_lookup,
             label_postings,
             child_start,
             child_list,
         }
+    }
+
+    /// The index of a user by id.
+    #[inline]
+    pub fn user(&self, ws: &Workspace, id: &str) -> Option<UserIdx> {
+        self.user_lookup
+            .find(hash_str(id), |&j| ws.users[j as usize].id == id)
+            .copied()
     }
 
     pub fn children(&self, r: ResIdx) -> &[ResIdx] {
@@ -100,4 +121,9 @@ impl Index {
             _ => &[],
         }
     }
+}
+
+#[inline]
+fn hash_str(s: &str) -> u64 {
+    BuildHasherDefault::<FxHasher>::default().hash_one(s)
 }

@@ -284,12 +284,13 @@ impl Workspace {
             }))
     }
 
-    /// Users who consume a seat: active or not, any enabled seat role at
-    /// workspace scope.
+    /// Users who consume a seat (SPEC 1.4): active users with an enabled seat
+    /// role at workspace scope. A suspended user frees their seat.
     pub fn seats_in_use(&self) -> usize {
         (0..self.users.len() as UserIdx)
             .filter(|&u| {
-                self.bindings_of(u).any(|(b, _)| {
+                self.users[u as usize].active
+                    && self.bindings_of(u).any(|(b, _)| {
                     let r = &self.roles[b.role as usize];
                     b.scope == Scope::Workspace && r.seat && !r.disabled
                 })
