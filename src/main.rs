@@ -18,6 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the Authz gRPC API (with health and reflection) until SIGTERM.
+    Serve(rolecall::server::ServeArgs),
     /// Check a snapshot file and print every problem with its place.
     Validate {
         /// Snapshot files (YAML or JSON).
@@ -32,13 +34,52 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Write a synthetic snapshot of a given size, for benchmarks.
+    Gen(rolecall::gen::GenArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => serve(args),
         Command::Validate { files } => validate(&files),
         Command::Test { files, quiet } => test(&files, quiet),
+        Command::Gen(args) => match rolecall::gen::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rolecall gen: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// Runs the server on a multi-threaded runtime; exits 0 after a drained
+/// shutdown, 1 if it could not start (e.g. the bootstrap snapshot is invalid).
+fn serve(args: rolecall::server::ServeArgs) -> ExitCode {
+    rolecall::server::init_tracing(args.log_format, &args.log_filter);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rolecall serve: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(rolecall::server::serve(
+        args,
+        rolecall::server::shutdown_signal(),
+    ));
+    // Calls abandoned after the grace period are dropped here, not awaited.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rolecall serve: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,0 +1,381 @@
+//! `rolecall.v1.Authz`: Check, CheckBatch, ListVisible, ListSubjects.
+//!
+//! Each call loads the model once and answers from that one revision. A
+//! `latest` Check (the hot path) borrows the current revision lock-free
+//! (`ArcSwap::load`), converts nothing it does not need, and looks each
+//! request string up once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+use tracing::{debug, debug_span, Instrument};
+
+use super::convert::{self, CheckQuery, ListSubjectsQuery, ListVisibleQuery};
+use super::page_token::{self, PageToken};
+use super::status::ApiError;
+use super::Limits;
+use crate::engine::{CompiledWorkspace, RequestError, ResourceQuery};
+use crate::model::schema::{PermId, TypeId};
+use crate::pb;
+use crate::store::{Consistency, Store, StoreError, Versioned};
+
+/// The Authz service over a shared [`Store`].
+#[derive(Debug, Clone)]
+pub struct AuthzService {
+    store: Arc<Store>,
+    limits: Limits,
+}
+
+impl AuthzService {
+    pub fn new(store: Arc<Store>, limits: Limits) -> Self {
+        AuthzService { store, limits }
+    }
+
+    /// The tonic server for this service, refusing request messages over
+    /// `max_message_bytes`.
+    pub fn into_server(self, max_message_bytes: usize) -> pb::authz_server::AuthzServer<Self> {
+        pb::authz_server::AuthzServer::new(self).max_decoding_message_size(max_message_bytes)
+    }
+
+    async fn check(
+        &self,
+        request: Request<pb::CheckRequest>,
+    ) -> Result<pb::CheckResponse, ApiError> {
+        let (query, consistency) = convert::check_request(request.get_ref())?;
+        if consistency == Consistency::Latest {
+            let current = self.store.load();
+            let v = current.as_deref().ok_or(StoreError::NoModel)?;
+            return answer_check(v, &query, convert::revision(v.revision));
+        }
+        let wait = self.wait_budget(request.metadata());
+        let v = self.store.resolve(consistency, wait).await?;
+        answer_check(&v, &query, convert::revision(v.revision))
+    }
+
+    async fn check_batch(
+        &self,
+        request: Request<pb::CheckBatchRequest>,
+    ) -> Result<pb::CheckBatchResponse, ApiError> {
+        let len = request.get_ref().checks.len();
+        if len > self.limits.max_batch {
+            return Err(ApiError::BatchTooLarge {
+                len,
+                max: self.limits.max_batch,
+            });
+        }
+        let (queries, consistency) = convert::check_batch_request(request.get_ref())?;
+        let v = self.resolve(consistency, request.metadata()).await?;
+        let revision = convert::revision(v.revision);
+        let results = queries
+            .iter()
+            .enumerate()
+            .map(|(index, q)| {
+                answer_check(&v, q, revision.clone()).map_err(|error| ApiError::InBatch {
+                    index,
+                    error: Box::new(error),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(convert::check_batch_response(results, revision))
+    }
+
+    async fn list_visible(
+        &self,
+        request: Request<pb::ListVisibleRequest>,
+    ) -> Result<pb::ListVisibleResponse, ApiError> {
+        let (q, consistency): (ListVisibleQuery<'_>, _) =
+            convert::list_visible_request(request.get_ref())?;
+        let fingerprint = page_token::fingerprint(&[
+            "ListVisible",
+            q.workspace,
+            q.subject,
+            q.resource_type,
+            q.action,
+            q.parent.unwrap_or(""),
+        ]);
+        let (v, after) = self
+            .page_start(q.page_token, fingerprint, consistency, request.metadata())
+            .await?;
+        let ws = workspace(&v, q.workspace)?;
+        let page = ws.list_visible(
+            q.subject,
+            q.resource_type,
+            q.action,
+            q.parent,
+            after.as_deref(),
+            self.limits.page_size(q.page_size),
+        )?;
+        Ok(convert::list_visible_response(
+            page.items,
+            next_token(page.next_after, v.revision, fingerprint),
+            convert::revision(v.revision),
+        ))
+    }
+
+    async fn list_subjects(
+        &self,
+        request: Request<pb::ListSubjectsRequest>,
+    ) -> Result<pb::ListSubjectsResponse, ApiError> {
+        let (q, consistency): (ListSubjectsQuery<'_>, _) =
+            convert::list_subjects_request(request.get_ref())?;
+        let (type_, id, parent, labels) = match q.resource {
+            ResourceQuery::Existing { type_, id } => (type_, id, "", String::new()),
+            ResourceQuery::New {
+                type_,
+                parent,
+                labels,
+            } => (type_, "", parent.unwrap_or(""), labels.join("\n")),
+        };
+        let fingerprint = page_token::fingerprint(&[
+            "ListSubjects",
+            q.workspace,
+            q.action,
+            type_,
+            id,
+            parent,
+            &labels,
+        ]);
+        let (v, after) = self
+            .page_start(q.page_token, fingerprint, consistency, request.metadata())
+            .await?;
+        let ws = workspace(&v, q.workspace)?;
+        let (t, target) = ws.resolve(&q.resource)?;
+        let perm = perm(ws, t, q.action)?;
+        let page = ws.list_subjects(
+            perm,
+            &target,
+            after.as_deref(),
+            self.limits.page_size(q.page_size),
+        );
+        Ok(convert::list_subjects_response(
+            page.items,
+            next_token(page.next_after, v.revision, fingerprint),
+            convert::revision(v.revision),
+        ))
+    }
+
+    async fn resolve(
+        &self,
+        consistency: Consistency,
+        metadata: &MetadataMap,
+    ) -> Result<Arc<Versioned>, ApiError> {
+        let wait = match consistency {
+            Consistency::AtLeast(_) => self.wait_budget(metadata),
+            _ => Duration::ZERO,
+        };
+        Ok(self.store.resolve(consistency, wait).await?)
+    }
+
+    /// The revision and cursor a list page starts from. A page token pins
+    /// the revision of the first page; the request's own `consistency` is
+    /// then ignored.
+    async fn page_start(
+        &self,
+        token: &str,
+        fingerprint: u64,
+        consistency: Consistency,
+        metadata: &MetadataMap,
+    ) -> Result<(Arc<Versioned>, Option<String>), ApiError> {
+        if token.is_empty() {
+            return Ok((self.resolve(consistency, metadata).await?, None));
+        }
+        let token = PageToken::decode(token, fingerprint)?;
+        let v = self.store.exact(token.revision).map_err(|e| match e {
+            StoreError::NoModel => ApiError::Store(e),
+            e => ApiError::StalePageToken(e),
+        })?;
+        Ok((v, Some(token.after)))
+    }
+
+    /// How long an `at_least` read may wait: the call's deadline (the
+    /// `grpc-timeout` header) less a small margin, so that the answer is our
+    /// DEADLINE_EXCEEDED rather than tonic's own timeout, capped by
+    /// `--max-wait-seconds`, which also applies when there is no deadline.
+    fn wait_budget(&self, metadata: &MetadataMap) -> Duration {
+        let deadline = metadata
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout);
+        match deadline {
+            Some(t) => {
+                let margin = (t / 10).min(Duration::from_millis(50));
+                t.saturating_sub(margin).min(self.limits.max_wait)
+            }
+            None => self.limits.max_wait,
+        }
+    }
+}
+
+/// Answers one check at one revision.
+fn answer_check(
+    v: &Versioned,
+    q: &CheckQuery<'_>,
+    revision: String,
+) -> Result<pb::CheckResponse, ApiError> {
+    let ws = workspace(v, q.workspace)?;
+    let (t, target) = ws.resolve(&q.resource)?;
+    let perm = perm(ws, t, q.action)?;
+    if q.explain {
+        let e = ws.explain(q.subject, q.action, perm, &target);
+        Ok(convert::check_response(
+            e.decision.allowed(),
+            revision,
+            Some(e),
+        ))
+    } else {
+        let allowed = ws.decide(q.subject, perm, &target).allowed();
+        Ok(convert::check_response(allowed, revision, None))
+    }
+}
+
+fn workspace<'v>(v: &'v Versioned, id: &str) -> Result<&'v CompiledWorkspace, ApiError> {
+    v.snapshot
+        .workspace(id)
+        .map(|w| &**w)
+        .ok_or_else(|| ApiError::UnknownWorkspace(id.to_string()))
+}
+
+/// The permission bit of `action` on a type already resolved.
+fn perm(ws: &CompiledWorkspace, t: TypeId, action: &str) -> Result<PermId, RequestError> {
+    let ty = ws.model.schema.ty(t);
+    match ty.action(action) {
+        Some(a) => Ok(ty.perm(a)),
+        None => Err(RequestError::UnknownAction {
+            field: "action",
+            type_: ty.name.clone(),
+            action: action.to_string(),
+        }),
+    }
+}
+
+fn next_token(after: Option<String>, revision: u64, fingerprint: u64) -> String {
+    after
+        .map(|after| {
+            PageToken {
+                revision,
+                fingerprint,
+                after,
+            }
+            .encode()
+        })
+        .unwrap_or_default()
+}
+
+/// Parses a `grpc-timeout` header value: up to 8 digits and a unit
+/// (`H`, `M`, `S`, `m`, `u`, `n`), per the gRPC HTTP/2 protocol.
+pub fn parse_grpc_timeout(s: &str) -> Option<Duration> {
+    let (&unit, digits) = s.as_bytes().split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Ends a call: logs the outcome at debug level and turns an error into a
+/// status (in [`super::status`]).
+fn finish<T>(method: &'static str, result: Result<T, ApiError>) -> Result<Response<T>, Status> {
+    match result {
+        Ok(answer) => {
+            debug!(method, "ok");
+            Ok(Response::new(answer))
+        }
+        Err(e) => {
+            debug!(method, code = ?e.code(), error = %e, "failed");
+            Err(e.into())
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::authz_server::Authz for AuthzService {
+    async fn check(
+        &self,
+        request: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::CheckResponse>, Status> {
+        let span = debug_span!("rpc", method = "Check");
+        finish("Check", self.check(request).instrument(span).await)
+    }
+
+    async fn check_batch(
+        &self,
+        request: Request<pb::CheckBatchRequest>,
+    ) -> Result<Response<pb::CheckBatchResponse>, Status> {
+        let span = debug_span!("rpc", method = "CheckBatch");
+        finish(
+            "CheckBatch",
+            self.check_batch(request).instrument(span).await,
+        )
+    }
+
+    async fn list_visible(
+        &self,
+        request: Request<pb::ListVisibleRequest>,
+    ) -> Result<Response<pb::ListVisibleResponse>, Status> {
+        let span = debug_span!("rpc", method = "ListVisible");
+        finish(
+            "ListVisible",
+            self.list_visible(request).instrument(span).await,
+        )
+    }
+
+    async fn list_subjects(
+        &self,
+        request: Request<pb::ListSubjectsRequest>,
+    ) -> Result<Response<pb::ListSubjectsResponse>, Status> {
+        let span = debug_span!("rpc", method = "ListSubjects");
+        finish(
+            "ListSubjects",
+            self.list_subjects(request).instrument(span).await,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse() {
+        assert_eq!(parse_grpc_timeout("300m"), Some(Duration::from_millis(300)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("5u"), Some(Duration::from_micros(5)));
+        for bad in ["", "m", "123456789m", "10x", "1.5S", "-1S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_wait_ends_before_the_deadline_and_within_the_cap() {
+        let svc = AuthzService::new(
+            Arc::new(Store::new(Default::default())),
+            Limits {
+                max_wait: Duration::from_secs(5),
+                ..Limits::default()
+            },
+        );
+        let mut md = MetadataMap::new();
+        assert_eq!(svc.wait_budget(&md), Duration::from_secs(5));
+        md.insert(
+            "grpc-timeout",
+            tonic::metadata::MetadataValue::from_static("200m"),
+        );
+        assert_eq!(svc.wait_budget(&md), Duration::from_millis(180));
+        md.insert(
+            "grpc-timeout",
+            tonic::metadata::MetadataValue::from_static("1M"),
+        );
+        assert_eq!(svc.wait_budget(&md), Duration::from_secs(5));
+    }
+}

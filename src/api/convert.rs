@@ -1,0 +1,392 @@
+//! Protobuf messages in, engine requests out; engine answers in, messages
+//! out. The only module that reads `pb::` request fields: every message is
+//! destructured completely, so a new proto field is a compile error here
+//! rather than a field silently ignored.
+//!
+//! Requests are borrowed, not copied: a query holds `&str`s into the
+//! decoded message.
+
+use super::status::ApiError;
+use crate::engine::{self, BindingView, ResourceQuery, SubjectGrant};
+use crate::pb;
+use crate::store::Consistency;
+
+/// A `Check`, validated: every required field is non-empty.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckQuery<'a> {
+    pub workspace: &'a str,
+    pub subject: &'a str,
+    pub action: &'a str,
+    pub resource: ResourceQuery<'a>,
+    pub explain: bool,
+}
+
+/// A `ListVisible`, validated, with `action` defaulted to `read`.
+#[derive(Debug, Clone, Copy)]
+pub struct ListVisibleQuery<'a> {
+    pub workspace: &'a str,
+    pub subject: &'a str,
+    pub resource_type: &'a str,
+    pub action: &'a str,
+    pub parent: Option<&'a str>,
+    pub page_size: u32,
+    pub page_token: &'a str,
+}
+
+/// A `ListSubjects`, validated.
+#[derive(Debug, Clone, Copy)]
+pub struct ListSubjectsQuery<'a> {
+    pub workspace: &'a str,
+    pub action: &'a str,
+    pub resource: ResourceQuery<'a>,
+    pub page_size: u32,
+    pub page_token: &'a str,
+}
+
+pub fn check_request(req: &pb::CheckRequest) -> Result<(CheckQuery<'_>, Consistency), ApiError> {
+    let query = check_in_batch(req)?;
+    Ok((query, consistency(req.consistency.as_ref())?))
+}
+
+/// A check inside a `CheckBatch`: its own `consistency` is ignored, the
+/// batch's applies (as the proto says).
+pub fn check_in_batch(req: &pb::CheckRequest) -> Result<CheckQuery<'_>, ApiError> {
+    let pb::CheckRequest {
+        workspace,
+        subject,
+        action,
+        resource,
+        consistency: _,
+        explain,
+    } = req;
+    Ok(CheckQuery {
+        workspace: required("workspace", workspace)?,
+        subject: required("subject", subject)?,
+        action: required("action", action)?,
+        resource: resource_ref(resource.as_ref())?,
+        explain: *explain,
+    })
+}
+
+/// The batch's checks and consistency. The size limit is checked by the
+/// caller before anything is converted.
+pub fn check_batch_request(
+    req: &pb::CheckBatchRequest,
+) -> Result<(Vec<CheckQuery<'_>>, Consistency), ApiError> {
+    let pb::CheckBatchRequest {
+        checks,
+        consistency: c,
+    } = req;
+    let queries = checks
+        .iter()
+        .enumerate()
+        .map(|(index, check)| {
+            check_in_batch(check).map_err(|error| ApiError::InBatch {
+                index,
+                error: Box::new(error),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((queries, consistency(c.as_ref())?))
+}
+
+pub fn list_visible_request(
+    req: &pb::ListVisibleRequest,
+) -> Result<(ListVisibleQuery<'_>, Consistency), ApiError> {
+    let pb::ListVisibleRequest {
+        workspace,
+        subject,
+        resource_type,
+        action,
+        parent,
+        page_size,
+        page_token,
+        consistency: c,
+    } = req;
+    let query = ListVisibleQuery {
+        workspace: required("workspace", workspace)?,
+        subject: required("subject", subject)?,
+        resource_type: required("resource_type", resource_type)?,
+        action: if action.is_empty() { "read" } else { action },
+        parent: optional(parent),
+        page_size: *page_size,
+        page_token,
+    };
+    Ok((query, consistency(c.as_ref())?))
+}
+
+pub fn list_subjects_request(
+    req: &pb::ListSubjectsRequest,
+) -> Result<(ListSubjectsQuery<'_>, Consistency), ApiError> {
+    let pb::ListSubjectsRequest {
+        workspace,
+        action,
+        resource,
+        page_size,
+        page_token,
+        consistency: c,
+    } = req;
+    let query = ListSubjectsQuery {
+        workspace: required("workspace", workspace)?,
+        action: required("action", action)?,
+        resource: resource_ref(resource.as_ref())?,
+        page_size: *page_size,
+        page_token,
+    };
+    Ok((query, consistency(c.as_ref())?))
+}
+
+/// An existing resource (`type` and `id`), or one not created yet (`type`
+/// with an optional `parent` and `labels`). An `id` together with a parent
+/// or labels is ambiguous and refused, naming the field.
+pub fn resource_ref(r: Option<&pb::ResourceRef>) -> Result<ResourceQuery<'_>, ApiError> {
+    let Some(pb::ResourceRef {
+        r#type,
+        id,
+        parent,
+        labels,
+    }) = r
+    else {
+        return Err(ApiError::Missing { field: "resource" });
+    };
+    let type_ = required("resource.type", r#type)?;
+    if id.is_empty() {
+        return Ok(ResourceQuery::New {
+            type_,
+            parent: optional(parent),
+            labels,
+        });
+    }
+    let both = |field| ApiError::Invalid {
+        field,
+        message: "give an id for an existing resource, or a parent and labels for one not \
+                  created yet, not both"
+            .to_string(),
+    };
+    if !parent.is_empty() {
+        return Err(both("resource.parent"));
+    }
+    if !labels.is_empty() {
+        return Err(both("resource.labels"));
+    }
+    Ok(ResourceQuery::Existing { type_, id })
+}
+
+/// The read's consistency; unset means latest.
+pub fn consistency(c: Option<&pb::Consistency>) -> Result<Consistency, ApiError> {
+    use pb::consistency::Requirement;
+    let requirement = c.and_then(|pb::Consistency { requirement }| requirement.as_ref());
+    Ok(match requirement {
+        None | Some(Requirement::Latest(_)) => Consistency::Latest,
+        Some(Requirement::AtLeast(r)) => {
+            Consistency::AtLeast(parse_revision("consistency.at_least", r)?)
+        }
+        Some(Requirement::Exact(r)) => Consistency::Exact(parse_revision("consistency.exact", r)?),
+    })
+}
+
+/// A revision on the wire: a decimal u64 (a string, as JSON numbers lose
+/// precision past 2^53).
+pub fn parse_revision(field: &'static str, s: &str) -> Result<u64, ApiError> {
+    let invalid = || ApiError::Invalid {
+        field,
+        message: format!("\"{s}\" is not a revision (a decimal number)"),
+    };
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    s.parse().map_err(|_| invalid())
+}
+
+fn required<'a>(field: &'static str, s: &'a str) -> Result<&'a str, ApiError> {
+    if s.is_empty() {
+        Err(ApiError::Missing { field })
+    } else {
+        Ok(s)
+    }
+}
+
+fn optional(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+pub fn revision(r: u64) -> String {
+    r.to_string()
+}
+
+pub fn check_response(
+    allowed: bool,
+    revision: String,
+    explanation: Option<engine::Explanation>,
+) -> pb::CheckResponse {
+    pb::CheckResponse {
+        allowed,
+        revision,
+        explanation: explanation.map(self::explanation),
+    }
+}
+
+pub fn explanation(e: engine::Explanation) -> pb::Explanation {
+    let engine::Explanation {
+        decision,
+        message,
+        granted_by,
+        reach_through,
+    } = e;
+    pb::Explanation {
+        rule: decision.reason.as_str().to_string(),
+        message,
+        granted_by: granted_by.into_iter().map(binding).collect(),
+        reach_through: reach_through.unwrap_or_default(),
+    }
+}
+
+pub fn binding(b: BindingView) -> pb::Binding {
+    let BindingView {
+        role,
+        scope,
+        via_group,
+    } = b;
+    pb::Binding {
+        role,
+        scope,
+        via_group: via_group.unwrap_or_default(),
+    }
+}
+
+pub fn subject(s: SubjectGrant) -> pb::Subject {
+    let SubjectGrant { user, bindings } = s;
+    pb::Subject {
+        user,
+        bindings: bindings.into_iter().map(binding).collect(),
+    }
+}
+
+pub fn check_batch_response(
+    results: Vec<pb::CheckResponse>,
+    revision: String,
+) -> pb::CheckBatchResponse {
+    pb::CheckBatchResponse { results, revision }
+}
+
+pub fn list_visible_response(
+    ids: Vec<String>,
+    next_page_token: String,
+    revision: String,
+) -> pb::ListVisibleResponse {
+    pb::ListVisibleResponse {
+        ids,
+        next_page_token,
+        revision,
+    }
+}
+
+pub fn list_subjects_response(
+    subjects: Vec<SubjectGrant>,
+    next_page_token: String,
+    revision: String,
+) -> pb::ListSubjectsResponse {
+    pb::ListSubjectsResponse {
+        subjects: subjects.into_iter().map(subject).collect(),
+        next_page_token,
+        revision,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rref(type_: &str, id: &str, parent: &str, labels: &[&str]) -> pb::ResourceRef {
+        pb::ResourceRef {
+            r#type: type_.into(),
+            id: id.into(),
+            parent: parent.into(),
+            labels: labels.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn field_of(e: ApiError) -> String {
+        e.to_string()
+    }
+
+    #[test]
+    fn an_empty_id_means_a_resource_not_yet_created() {
+        let r = rref("record", "", "mini:m-ivy", &["site-a"]);
+        match resource_ref(Some(&r)) {
+            Ok(ResourceQuery::New {
+                type_,
+                parent,
+                labels,
+            }) => {
+                assert_eq!(type_, "record");
+                assert_eq!(parent, Some("mini:m-ivy"));
+                assert_eq!(labels, ["site-a".to_string()]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_id_with_a_parent_or_labels_names_the_field() {
+        let e = resource_ref(Some(&rref("record", "r-1", "mini:m", &[]))).err();
+        assert!(e
+            .map(field_of)
+            .is_some_and(|m| m.starts_with("resource.parent:")));
+        let e = resource_ref(Some(&rref("record", "r-1", "", &["a"]))).err();
+        assert!(e
+            .map(field_of)
+            .is_some_and(|m| m.starts_with("resource.labels:")));
+        let e = resource_ref(Some(&rref("", "r-1", "", &[]))).err();
+        assert_eq!(
+            e,
+            Some(ApiError::Missing {
+                field: "resource.type"
+            })
+        );
+        assert_eq!(
+            resource_ref(None).err(),
+            Some(ApiError::Missing { field: "resource" })
+        );
+    }
+
+    #[test]
+    fn revisions_are_decimal_strings() {
+        use pb::consistency::Requirement;
+        let c = |r| pb::Consistency {
+            requirement: Some(r),
+        };
+        assert_eq!(consistency(None), Ok(Consistency::Latest));
+        assert_eq!(
+            consistency(Some(&c(Requirement::AtLeast("7".into())))),
+            Ok(Consistency::AtLeast(7))
+        );
+        assert_eq!(
+            consistency(Some(&c(Requirement::Exact("18446744073709551615".into())))),
+            Ok(Consistency::Exact(u64::MAX))
+        );
+        for bad in ["", "+7", "-1", "7x", "18446744073709551616"] {
+            let e = consistency(Some(&c(Requirement::Exact(bad.into())))).err();
+            assert!(
+                e.map(field_of)
+                    .is_some_and(|m| m.starts_with("consistency.exact:")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn list_visible_defaults_the_action_to_read() {
+        let req = pb::ListVisibleRequest {
+            workspace: "w".into(),
+            subject: "u".into(),
+            resource_type: "record".into(),
+            ..Default::default()
+        };
+        let (q, _) = list_visible_request(&req)
+            .map_err(field_of)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.action, "read");
+        assert_eq!(q.parent, None);
+    }
+}

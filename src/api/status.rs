@@ -1,0 +1,203 @@
+//! Every error an Authz call can end with, and the one place it becomes a
+//! `tonic::Status` (SPEC 5, "Errors"). A denial is never an error: unknown
+//! subjects and resources are `allowed: false` answers.
+
+use std::fmt;
+
+use tonic::{Code, Status};
+
+use super::page_token::PageTokenError;
+use crate::engine::RequestError;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// A required field is empty or absent.
+    Missing {
+        field: &'static str,
+    },
+    /// A field is present but malformed.
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// The engine could not read the request (unknown type or action, a
+    /// malformed parent); it names the field.
+    Request(RequestError),
+    UnknownWorkspace(String),
+    Store(StoreError),
+    PageToken(PageTokenError),
+    /// The token's revision is no longer retained (or was never applied
+    /// here): the listing must start again.
+    StalePageToken(StoreError),
+    BatchTooLarge {
+        len: usize,
+        max: usize,
+    },
+    /// An error in one check of a batch; the message names its index.
+    InBatch {
+        index: usize,
+        error: Box<ApiError>,
+    },
+}
+
+impl ApiError {
+    pub fn code(&self) -> Code {
+        match self {
+            ApiError::Missing { .. }
+            | ApiError::Invalid { .. }
+            | ApiError::Request(_)
+            | ApiError::PageToken(_) => Code::InvalidArgument,
+            ApiError::UnknownWorkspace(_) => Code::NotFound,
+            ApiError::Store(e) | ApiError::StalePageToken(e) => match e {
+                StoreError::NoModel | StoreError::Closing => Code::Unavailable,
+                StoreError::NotRetained { .. } | StoreError::NotYetApplied { .. } => {
+                    Code::FailedPrecondition
+                }
+                StoreError::NotReached { .. } => Code::DeadlineExceeded,
+                StoreError::RevisionNotAfter { .. } => Code::Internal,
+            },
+            ApiError::BatchTooLarge { .. } => Code::ResourceExhausted,
+            ApiError::InBatch { error, .. } => error.code(),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::Missing { field } => write!(f, "{field}: required"),
+            ApiError::Invalid { field, message } => write!(f, "{field}: {message}"),
+            ApiError::Request(e) => e.fmt(f),
+            ApiError::UnknownWorkspace(w) => write!(f, "workspace: unknown workspace \"{w}\""),
+            ApiError::Store(StoreError::NoModel) => {
+                f.write_str("no model is loaded yet: the sidecar answers nothing until one is")
+            }
+            ApiError::Store(e) => write!(f, "consistency: {e}"),
+            ApiError::PageToken(e) => e.fmt(f),
+            ApiError::StalePageToken(StoreError::NoModel) => {
+                f.write_str("no model is loaded yet: the sidecar answers nothing until one is")
+            }
+            ApiError::StalePageToken(e) => {
+                write!(f, "stale page token: {e}; list again from the first page")
+            }
+            ApiError::BatchTooLarge { len, max } => write!(
+                f,
+                "checks: {len} checks are over the limit of {max} per batch (--max-batch)"
+            ),
+            ApiError::InBatch { index, error } => match **error {
+                // Field errors name the field inside the batch.
+                ApiError::Missing { .. }
+                | ApiError::Invalid { .. }
+                | ApiError::Request(_)
+                | ApiError::UnknownWorkspace(_) => write!(f, "checks[{index}].{error}"),
+                _ => write!(f, "checks[{index}]: {error}"),
+            },
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        ApiError::Request(e)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Store(e)
+    }
+}
+
+impl From<PageTokenError> for ApiError {
+    fn from(e: PageTokenError) -> Self {
+        ApiError::PageToken(e)
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Status {
+        Status::new(e.code(), e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_has_its_code_and_names_its_field() {
+        let cases = [
+            (
+                ApiError::Missing { field: "subject" },
+                Code::InvalidArgument,
+                "subject: required",
+            ),
+            (
+                ApiError::Request(RequestError::UnknownType {
+                    field: "resource.type",
+                    type_: "boat".into(),
+                }),
+                Code::InvalidArgument,
+                "resource.type",
+            ),
+            (
+                ApiError::UnknownWorkspace("w".into()),
+                Code::NotFound,
+                "workspace",
+            ),
+            (
+                ApiError::Store(StoreError::NoModel),
+                Code::Unavailable,
+                "no model",
+            ),
+            (
+                ApiError::Store(StoreError::NotRetained {
+                    wanted: 1,
+                    latest: 9,
+                    oldest: 5,
+                }),
+                Code::FailedPrecondition,
+                "too old",
+            ),
+            (
+                ApiError::StalePageToken(StoreError::NotRetained {
+                    wanted: 1,
+                    latest: 9,
+                    oldest: 5,
+                }),
+                Code::FailedPrecondition,
+                "stale page token",
+            ),
+            (
+                ApiError::Store(StoreError::NotReached {
+                    wanted: 9,
+                    latest: 1,
+                    waited_ms: 10,
+                }),
+                Code::DeadlineExceeded,
+                "9",
+            ),
+            (
+                ApiError::BatchTooLarge { len: 9, max: 2 },
+                Code::ResourceExhausted,
+                "checks",
+            ),
+            (
+                ApiError::InBatch {
+                    index: 3,
+                    error: Box::new(ApiError::Missing { field: "action" }),
+                },
+                Code::InvalidArgument,
+                "checks[3].action: required",
+            ),
+        ];
+        for (e, code, text) in cases {
+            let s = Status::from(e);
+            assert_eq!(s.code(), code, "{}", s.message());
+            assert!(s.message().contains(text), "{}", s.message());
+        }
+    }
+}
