@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/rolecall/v1/authz.proto"];
+    let protos = [
+        "proto/rolecall/v1/authz.proto",
+        "proto/rolecall/v1/admin.proto",
+    ];
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }

@@ -10,11 +10,17 @@
 //!   their runner, shared by `rolecall test` and the test suite.
 //! - [`gen`]: deterministic synthetic snapshots for benchmarks.
 //! - [`pb`]: the generated gRPC types; nothing outside [`api`] uses them.
+//! - [`durable`]: the state directory: a checksummed, fsynced log of
+//!   accepted updates plus compacted snapshots, recovered on start.
+//! - [`admin_convert`]: Admin API messages to and from the domain update
+//!   and snapshot types.
 //! - [`store`]: the current snapshot behind one `ArcSwap`, its revision.
 //! - [`api`]: the tonic services; the one place errors become `tonic::Status`.
 //! - [`server`]: listeners, health, reflection and graceful shutdown.
 
+pub mod admin_convert;
 pub mod api;
+pub mod durable;
 pub mod engine;
 pub mod gen;
 pub mod model;
