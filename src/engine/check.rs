@@ -88,12 +88,14 @@ impl CompiledWorkspace {
                     })?;
                 let parent = match (schema.ty(t).parent, parent) {
                     (_, None) => None,
-                    (None, Some(p)) => return Err(RequestError::Malformed {
-                        field: "resource.parent",
-                        message: format!(
+                    (None, Some(p)) => {
+                        return Err(RequestError::Malformed {
+                            field: "resource.parent",
+                            message: format!(
                             "type \"{type_}\" has no parent type, so \"{p}\" cannot be its parent"
                         ),
-                    }),
+                        })
+                    }
                     (Some(pt), Some(p)) => {
                         let pname = schema.ty(pt).name.as_str();
                         let (ptype, pid) = p.split_once(':').unwrap_or((pname, p));
@@ -354,5 +356,227 @@ impl CompiledWorkspace {
             granted_by,
             reach_through,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Snapshot;
+    use crate::model::parse::from_text;
+    use crate::model::SnapshotSpec;
+    use std::sync::Arc;
+
+    const SNAPSHOT: &str = r#"
+workspaces:
+  - id: w
+    labels: [site-a]
+    types:
+      - { name: note, parent: record, actions: [read] }
+    users:
+      - { id: u-admin, bindings: [{ role: admin }] }
+      - { id: u-rav, bindings: [{ role: record_all_viewer }] }
+      - { id: u-susp, status: suspended, bindings: [{ role: owner }] }
+      - { id: u-mav, bindings: [{ role: mini_all_viewer }] }
+    resources:
+      - { type: mini, id: m-1, labels: [site-a] }
+      - { type: record, id: r-1, parent: "mini:m-1" }
+      - { type: note, id: n-1, parent: "record:r-1" }
+"#;
+
+    fn workspace() -> Arc<CompiledWorkspace> {
+        let spec: SnapshotSpec = match from_text(SNAPSHOT, "test") {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let snap = match Snapshot::from_spec(&spec) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        match snap.workspace("w") {
+            Some(w) => Arc::clone(w),
+            None => panic!("no workspace w"),
+        }
+    }
+
+    fn existing<'a>(key: &'a str) -> ResourceQuery<'a> {
+        match ResourceQuery::parse_key(key) {
+            Some(q) => q,
+            None => panic!("bad key {key}"),
+        }
+    }
+
+    fn decide(cw: &CompiledWorkspace, subject: &str, action: &str, q: ResourceQuery<'_>) -> Reason {
+        let (t, target) = match cw.resolve(&q) {
+            Ok(x) => x,
+            Err(e) => panic!("{e}"),
+        };
+        let name = cw.model.schema.ty(t).name.clone();
+        let (_, perm) = match cw.perm("action", &name, action) {
+            Ok(x) => x,
+            Err(e) => panic!("{e}"),
+        };
+        cw.decide(subject, perm, &target).reason
+    }
+
+    #[test]
+    fn reasons_follow_the_rules_in_order() {
+        let cw = workspace();
+        assert_eq!(
+            decide(&cw, "nobody", "read", existing("mini:m-1")),
+            Reason::UnknownSubject
+        );
+        assert_eq!(
+            decide(&cw, "u-susp", "read", existing("mini:m-1")),
+            Reason::Suspended
+        );
+        assert_eq!(
+            decide(&cw, "u-susp", "read", existing("mini:m-9")),
+            Reason::Suspended
+        );
+        assert_eq!(
+            decide(&cw, "u-admin", "read", existing("mini:m-9")),
+            Reason::UnknownResource
+        );
+        assert_eq!(
+            decide(&cw, "u-rav", "read", existing("mini:m-1")),
+            Reason::NoGrant
+        );
+        assert_eq!(
+            decide(&cw, "u-rav", "read", existing("record:r-1")),
+            Reason::NoReach
+        );
+        assert_eq!(
+            decide(&cw, "u-admin", "read", existing("role:owner")),
+            Reason::RankTooLow
+        );
+        assert_eq!(
+            decide(&cw, "u-admin", "read", existing("note:n-1")),
+            Reason::Granted
+        );
+        assert_eq!(
+            decide(&cw, "u-mav", "chat", existing("mini:m-1")),
+            Reason::Granted
+        );
+    }
+
+    #[test]
+    fn new_resources_are_decided_as_if_they_existed() {
+        let cw = workspace();
+        let labels = vec!["site-a".to_string(), "undeclared".to_string()];
+        let new = |type_, parent| ResourceQuery::New {
+            type_,
+            parent,
+            labels: &labels,
+        };
+        assert_eq!(
+            decide(&cw, "u-admin", "create", new("record", Some("mini:m-1"))),
+            Reason::Granted
+        );
+        assert_eq!(
+            decide(&cw, "u-admin", "create", new("record", Some("m-1"))),
+            Reason::Granted
+        );
+        assert_eq!(
+            decide(&cw, "u-admin", "create", new("record", Some("mini:m-9"))),
+            Reason::UnknownResource
+        );
+        // A record with no Mini named reaches nothing.
+        assert_eq!(
+            decide(&cw, "u-admin", "create", new("record", None)),
+            Reason::NoReach
+        );
+        assert_eq!(
+            decide(&cw, "u-admin", "read", new("note", Some("record:r-1"))),
+            Reason::Granted
+        );
+        // A role not yet created is rank 0.
+        assert_eq!(
+            decide(&cw, "u-admin", "create", new("role", None)),
+            Reason::Granted
+        );
+    }
+
+    #[test]
+    fn malformed_requests_are_errors_not_decisions() {
+        let cw = workspace();
+        let none: Vec<String> = Vec::new();
+        assert!(matches!(
+            cw.resolve(&existing("gadget:g-1")),
+            Err(RequestError::UnknownType { .. })
+        ));
+        assert!(matches!(
+            cw.resolve(&ResourceQuery::New {
+                type_: "mini",
+                parent: Some("mini:m-1"),
+                labels: &none
+            }),
+            Err(RequestError::Malformed {
+                field: "resource.parent",
+                ..
+            })
+        ));
+        assert!(matches!(
+            cw.resolve(&ResourceQuery::New {
+                type_: "record",
+                parent: Some("record:r-1"),
+                labels: &none
+            }),
+            Err(RequestError::Malformed {
+                field: "resource.parent",
+                ..
+            })
+        ));
+        assert!(matches!(
+            cw.perm("action", "mini", "fly"),
+            Err(RequestError::UnknownAction { .. })
+        ));
+        assert!(matches!(
+            cw.perm("resource_type", "gadget", "read"),
+            Err(RequestError::UnknownType {
+                field: "resource_type",
+                ..
+            })
+        ));
+        // `record:archive` exists, `mini:archive` does not.
+        assert!(cw.perm("action", "record", "archive").is_ok());
+        assert!(cw.perm("action", "mini", "archive").is_err());
+    }
+
+    #[test]
+    fn explanations_name_the_bindings_and_the_parent() {
+        let cw = workspace();
+        let explain = |subject: &str, action: &str, key: &str| {
+            let q = existing(key);
+            let (t, target) = match cw.resolve(&q) {
+                Ok(x) => x,
+                Err(e) => panic!("{e}"),
+            };
+            let name = cw.model.schema.ty(t).name.clone();
+            let (_, perm) = match cw.perm("action", &name, action) {
+                Ok(x) => x,
+                Err(e) => panic!("{e}"),
+            };
+            cw.explain(subject, action, perm, &target)
+        };
+        let e = explain("u-admin", "read", "record:r-1");
+        assert!(e.decision.allowed());
+        assert_eq!(e.reach_through.as_deref(), Some("mini:m-1"));
+        assert_eq!(e.granted_by.len(), 1);
+        assert_eq!(e.granted_by[0].role, "admin");
+        assert_eq!(e.granted_by[0].scope, "workspace");
+        assert!(e.message.contains("admin"), "{}", e.message);
+
+        let e = explain("u-rav", "read", "record:r-1");
+        assert_eq!(e.decision.reason, Reason::NoReach);
+        assert!(e.message.contains("mini:m-1"), "{}", e.message);
+
+        let e = explain("u-susp", "read", "mini:m-1");
+        assert_eq!(e.decision.reason, Reason::Suspended);
+        assert!(e.granted_by.is_empty());
+        assert!(e.message.contains("suspended"), "{}", e.message);
+
+        let e = explain("u-admin", "read", "mini:m-1");
+        assert_eq!(e.reach_through, None);
     }
 }

@@ -222,7 +222,7 @@ impl CompiledWorkspace {
             Some(a) => users.partition_point(|u| u.id.as_str() <= a),
         };
         let mut items = Vec::new();
-        for u in start..users.len() {
+        for (u, user) in users.iter().enumerate().skip(start) {
             if !self.decide_user(u as UserIdx, perm, target).allowed() {
                 continue;
             }
@@ -234,7 +234,7 @@ impl CompiledWorkspace {
                 };
             }
             items.push(SubjectGrant {
-                user: users[u].id.clone(),
+                user: user.id.clone(),
                 bindings: self.granting_bindings(u as UserIdx, perm, t),
             });
         }
@@ -242,5 +242,154 @@ impl CompiledWorkspace {
             items,
             next_after: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{ResourceQuery, Snapshot};
+    use crate::model::parse::from_text;
+    use crate::model::SnapshotSpec;
+    use std::sync::Arc;
+
+    const SNAPSHOT: &str = r#"
+workspaces:
+  - id: w
+    users:
+      - { id: u-admin, bindings: [{ role: admin }] }
+      - { id: u-m1, bindings: [{ role: viewer, scope: "resource:mini:m-1" }] }
+      - { id: u-susp, status: suspended, bindings: [{ role: admin }] }
+    resources:
+      - { type: mini, id: m-1 }
+      - { type: mini, id: m-2 }
+      - { type: record, id: a, parent: "mini:m-1" }
+      - { type: record, id: c, parent: "mini:m-1" }
+      - { type: record, id: e, parent: "mini:m-1" }
+      - { type: record, id: b, parent: "mini:m-2" }
+"#;
+
+    fn workspace() -> Arc<CompiledWorkspace> {
+        let spec: SnapshotSpec = match from_text(SNAPSHOT, "test") {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let snap = match Snapshot::from_spec(&spec) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        match snap.workspace("w") {
+            Some(w) => Arc::clone(w),
+            None => panic!("no workspace w"),
+        }
+    }
+
+    fn list(
+        cw: &CompiledWorkspace,
+        subject: &str,
+        parent: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Page<String> {
+        match cw.list_visible(subject, "record", "read", parent, after, limit) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn pages_resume_after_the_cursor() {
+        let cw = workspace();
+        let p = list(&cw, "u-admin", None, None, 2);
+        assert_eq!(p.items, ["a", "b"]);
+        assert_eq!(p.next_after.as_deref(), Some("b"));
+        let p = list(&cw, "u-admin", None, Some("b"), 2);
+        assert_eq!(p.items, ["c", "e"]);
+        // Exactly the rest: no cursor.
+        assert_eq!(p.next_after, None);
+        // A cursor need not be an id of the list.
+        let p = list(&cw, "u-admin", None, Some("bb"), 10);
+        assert_eq!(p.items, ["c", "e"]);
+        let p = list(&cw, "u-admin", None, Some("z"), 10);
+        assert!(p.items.is_empty() && p.next_after.is_none());
+    }
+
+    #[test]
+    fn parents_narrow_the_list_to_direct_children() {
+        let cw = workspace();
+        assert_eq!(
+            list(&cw, "u-admin", Some("mini:m-2"), None, 10).items,
+            ["b"]
+        );
+        assert_eq!(list(&cw, "u-m1", None, None, 10).items, ["a", "c", "e"]);
+        assert!(list(&cw, "u-m1", Some("mini:m-2"), None, 10)
+            .items
+            .is_empty());
+        assert!(list(&cw, "u-admin", Some("mini:m-9"), None, 10)
+            .items
+            .is_empty());
+        let p = list(&cw, "u-m1", Some("mini:m-1"), Some("a"), 1);
+        assert_eq!(p.items, ["c"]);
+        assert_eq!(p.next_after.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn unknown_and_suspended_subjects_see_nothing() {
+        let cw = workspace();
+        assert!(list(&cw, "nobody", None, None, 10).items.is_empty());
+        assert!(list(&cw, "u-susp", None, None, 10).items.is_empty());
+    }
+
+    #[test]
+    fn malformed_lists_are_errors() {
+        let cw = workspace();
+        assert!(matches!(
+            cw.list_visible("u-admin", "record", "read", Some("m-1"), None, 10),
+            Err(RequestError::Malformed {
+                field: "parent",
+                ..
+            })
+        ));
+        assert!(matches!(
+            cw.list_visible("u-admin", "record", "read", Some("gadget:g"), None, 10),
+            Err(RequestError::UnknownType {
+                field: "parent",
+                ..
+            })
+        ));
+        assert!(matches!(
+            cw.list_visible("u-admin", "gadget", "read", None, None, 10),
+            Err(RequestError::UnknownType { .. })
+        ));
+        assert!(matches!(
+            cw.list_visible("u-admin", "record", "fly", None, None, 10),
+            Err(RequestError::UnknownAction { .. })
+        ));
+    }
+
+    #[test]
+    fn subjects_come_with_their_bindings_and_pages() {
+        let cw = workspace();
+        let Some(q) = ResourceQuery::parse_key("record:c") else {
+            panic!("bad key")
+        };
+        let (_, target) = match cw.resolve(&q) {
+            Ok(x) => x,
+            Err(e) => panic!("{e}"),
+        };
+        let (_, perm) = match cw.perm("action", "record", "read") {
+            Ok(x) => x,
+            Err(e) => panic!("{e}"),
+        };
+        let all = cw.list_subjects(perm, &target, None, usize::MAX);
+        let users: Vec<&str> = all.items.iter().map(|s| s.user.as_str()).collect();
+        assert_eq!(users, ["u-admin", "u-m1"]);
+        assert_eq!(all.items[1].bindings[0].scope, "resource:mini:m-1");
+        let first = cw.list_subjects(perm, &target, None, 1);
+        assert_eq!(first.items.len(), 1);
+        assert_eq!(first.next_after.as_deref(), Some("u-admin"));
+        let rest = cw.list_subjects(perm, &target, Some("u-admin"), 1);
+        assert_eq!(rest.items[0].user, "u-m1");
+        assert_eq!(rest.next_after, None);
     }
 }

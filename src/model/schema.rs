@@ -376,3 +376,230 @@ pub fn valid_id(s: &str) -> bool {
 pub fn id_rule_message(what: &str) -> String {
     format!("a {what} must be 1 to {MAX_ID_LEN} bytes with no spaces or control characters")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn custom(name: &str, parent: Option<&str>, actions: &[&str]) -> TypeSpec {
+        TypeSpec {
+            name: name.to_string(),
+            parent: parent.map(str::to_string),
+            actions: actions.iter().map(|a| a.to_string()).collect(),
+            feature: None,
+        }
+    }
+
+    fn schema(types: &[TypeSpec], implies: bool) -> (Schema, Vec<Problem>) {
+        let mut problems = Vec::new();
+        let s = Schema::build("workspace \"w\"", types, implies, &mut problems);
+        (s, problems)
+    }
+
+    fn grant(s: &Schema, g: &str) -> PermSet {
+        let mut bits = PermSet::with_capacity(s.perm_count);
+        if let Err((rule, msg)) = s.expand_grant(g, &mut bits) {
+            panic!("{g}: {msg} [{}]", rule.as_str());
+        }
+        bits
+    }
+
+    fn has(s: &Schema, bits: &PermSet, t: &str, a: &str) -> bool {
+        let Some(tid) = s.type_id(t) else {
+            panic!("no type {t}")
+        };
+        let ty = s.ty(tid);
+        let Some(aid) = ty.action(a) else {
+            panic!("no action {t}:{a}")
+        };
+        bits.contains(ty.perm(aid))
+    }
+
+    #[test]
+    fn the_default_schema_is_spec_section_2() {
+        let (s, problems) = schema(&[], true);
+        assert!(problems.is_empty());
+        let names: Vec<&str> = s.types.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "workspace",
+                "user",
+                "group",
+                "label",
+                "role",
+                "mini",
+                "record"
+            ]
+        );
+        let actions = |t: &str| -> Vec<String> {
+            s.type_id(t)
+                .map(|id| s.ty(id).actions.iter().map(|a| a.name.clone()).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(actions("workspace"), ["read", "delete", "manage_settings"]);
+        assert_eq!(actions("user"), ["read", "invite", "remove"]);
+        assert_eq!(
+            actions("group"),
+            ["read", "create", "update", "manage_members", "delete"]
+        );
+        assert_eq!(actions("label"), ["read", "create", "update", "delete"]);
+        assert_eq!(
+            actions("role"),
+            ["read", "create", "update", "delete", "assign"]
+        );
+        assert_eq!(
+            actions("mini"),
+            [
+                "read",
+                "create",
+                "update",
+                "delete",
+                "import_records",
+                "chat",
+                "prompt_recommendations",
+                "citations",
+                "email_drafting",
+                "speech_to_text"
+            ]
+        );
+        assert_eq!(
+            actions("record"),
+            ["read", "create", "update", "archive", "delete", "attach"]
+        );
+        assert_eq!(
+            s.type_id("record").map(|r| s.ty(r).parent),
+            Some(s.type_id("mini"))
+        );
+        assert_eq!(s.ty(WORKSPACE_TYPE).name, "workspace");
+        assert_eq!(s.ty(USER_TYPE).name, "user");
+        assert_eq!(s.ty(GROUP_TYPE).name, "group");
+        assert_eq!(s.ty(LABEL_TYPE).name, "label");
+        assert_eq!(s.ty(ROLE_TYPE).name, "role");
+    }
+
+    #[test]
+    fn each_mini_feature_is_its_own_feature() {
+        let (s, _) = schema(&[], true);
+        let Some(mini) = s.type_id("mini") else {
+            panic!("no mini")
+        };
+        for a in &s.ty(mini).actions {
+            let feature = a.feature.map(|f| s.features[f as usize].as_str());
+            if MINI_FEATURES.contains(&a.name.as_str()) {
+                assert_eq!(feature, Some(a.name.as_str()));
+            } else {
+                assert_eq!(feature, None, "{}", a.name);
+            }
+        }
+    }
+
+    #[test]
+    fn wildcards_cover_custom_types_and_features() {
+        let (s, problems) = schema(&[custom("manual", None, &["read", "restore"])], true);
+        assert!(problems.is_empty());
+        let all = grant(&s, "*:*");
+        for t in &s.types {
+            for i in 0..t.actions.len() {
+                assert!(all.contains(t.perm(i as ActionId)));
+            }
+        }
+        let minis = grant(&s, "mini:*");
+        assert!(has(&s, &minis, "mini", "chat"));
+        assert!(has(&s, &minis, "mini", "import_records"));
+        assert!(!has(&s, &minis, "record", "read"));
+        let manual = grant(&s, "manual:restore");
+        assert!(has(&s, &manual, "manual", "restore"));
+        assert!(!has(&s, &manual, "manual", "read"));
+    }
+
+    #[test]
+    fn bad_grants_say_why() {
+        let (s, _) = schema(&[], true);
+        let mut bits = PermSet::with_capacity(s.perm_count);
+        let rule = |g: &str, bits: &mut PermSet| s.expand_grant(g, bits).err().map(|e| e.0);
+        assert_eq!(rule("*:read", &mut bits), Some(Rule::Grant));
+        assert_eq!(rule("read", &mut bits), Some(Rule::Grant));
+        assert_eq!(rule("plane:*", &mut bits), Some(Rule::UnknownType));
+        assert_eq!(rule("mini:fly", &mut bits), Some(Rule::UnknownAction));
+        assert_eq!(rule("mini:archive", &mut bits), Some(Rule::UnknownAction));
+        assert!(bits.is_empty());
+    }
+
+    #[test]
+    fn read_implies_mini_features_unless_told_not_to() {
+        for implies in [true, false] {
+            let (s, _) = schema(&[custom("doc", None, &["read", "chat"])], implies);
+            let mut bits = grant(&s, "mini:read");
+            bits.union_with(&grant(&s, "doc:read"));
+            s.close_implied(&mut bits);
+            for f in MINI_FEATURES {
+                assert_eq!(has(&s, &bits, "mini", f), implies, "{f}");
+            }
+            // Custom types imply nothing.
+            assert!(!has(&s, &bits, "doc", "chat"));
+            assert!(!has(&s, &bits, "mini", "update"));
+        }
+    }
+
+    #[test]
+    fn custom_type_problems_are_all_reported() {
+        let (s, problems) = schema(
+            &[
+                custom("mini", None, &["read"]),
+                custom("a", Some("c"), &["read"]),
+                custom("b", Some("a"), &["read", "read"]),
+                custom("c", Some("b"), &["read"]),
+                custom("orphan", Some("nowhere"), &["read"]),
+                custom("bad name", None, &["read"]),
+                custom("starry", None, &["*"]),
+            ],
+            true,
+        );
+        let rules: Vec<Rule> = problems.iter().map(|p| p.rule).collect();
+        assert!(rules.contains(&Rule::Duplicate), "{problems:?}");
+        assert!(rules.contains(&Rule::Cycle), "{problems:?}");
+        assert!(rules.contains(&Rule::Parent), "{problems:?}");
+        assert!(rules.contains(&Rule::Id), "{problems:?}");
+        assert_eq!(rules.iter().filter(|r| **r == Rule::Id).count(), 2);
+        // The cycle is cut, so walking parents terminates.
+        for start in 0..s.types.len() {
+            let mut at = start;
+            let mut steps = 0;
+            while let Some(p) = s.types[at].parent {
+                at = p as usize;
+                steps += 1;
+                assert!(steps <= s.types.len(), "a cycle survived");
+            }
+        }
+    }
+
+    #[test]
+    fn perm_sets_grow_and_shrink() {
+        let mut a = PermSet::with_capacity(1);
+        assert!(a.is_empty());
+        a.insert(200);
+        assert!(a.contains(200));
+        assert!(!a.contains(199));
+        assert!(!a.contains(10_000));
+        let mut b = PermSet::with_capacity(300);
+        b.insert(3);
+        b.union_with(&a);
+        assert!(b.contains(3) && b.contains(200));
+        b.remove(200);
+        b.remove(9_999);
+        assert!(!b.contains(200));
+        assert!(!b.is_empty());
+    }
+
+    #[test]
+    fn ids_are_printable_without_spaces() {
+        assert!(valid_id("u-1"));
+        assert!(valid_id("Ω"));
+        assert!(!valid_id(""));
+        assert!(!valid_id("two words"));
+        assert!(!valid_id("tab\there"));
+        assert!(!valid_id(&"x".repeat(MAX_ID_LEN + 1)));
+        assert!(valid_id(&"x".repeat(MAX_ID_LEN)));
+    }
+}

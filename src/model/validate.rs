@@ -359,7 +359,7 @@ impl Validator {
         }
 
         let mut seen: FxHashSet<(TypeId, &str)> = FxHashSet::default();
-        let mut parents_to_check: Vec<(usize, TypeId, &str)> = Vec::new();
+        let mut parents_to_check: Vec<(String, TypeId, &str)> = Vec::new();
         for r in &spec.resources {
             let item = format!("resource \"{}:{}\"", r.type_, r.id);
             let Some(t) = schema.type_id(&r.type_) else {
@@ -453,7 +453,7 @@ impl Validator {
                         );
                         None
                     } else {
-                        parents_to_check.push((items.len(), pt, pid));
+                        parents_to_check.push((item.clone(), pt, pid));
                         Some((pt, pid))
                     }
                 }
@@ -466,11 +466,11 @@ impl Validator {
             });
         }
         let table = Resources::build(schema.types.len(), items);
-        for (_, pt, pid) in parents_to_check {
+        for (item, pt, pid) in parents_to_check {
             if table.find(pt, pid).is_none() {
                 self.report(
                     Rule::Parent,
-                    format!("parent \"{}:{pid}\"", schema.ty(pt).name),
+                    item,
                     format!(
                         "parent \"{}:{pid}\" does not exist (unknown resource)",
                         schema.ty(pt).name
@@ -672,4 +672,106 @@ fn normalised(spec: &WorkspaceSpec) -> WorkspaceSpec {
     s.resources
         .sort_by(|a, b| (&a.type_, &a.id).cmp(&(&b.type_, &b.id)));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::parse::from_text;
+
+    fn spec(yaml: &str) -> WorkspaceSpec {
+        match from_text::<WorkspaceSpec>(yaml, "test") {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn problems(yaml: &str) -> Vec<Problem> {
+        match validate_workspace(&spec(yaml)) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.problems,
+        }
+    }
+
+    #[test]
+    fn a_missing_parent_names_the_resource_and_the_parent() {
+        // Regression: the problem used to name only the parent.
+        let p =
+            problems("id: w\nresources:\n  - { type: record, id: r-1, parent: \"mini:m-9\" }\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].rule, Rule::Parent);
+        let text = p[0].to_string();
+        assert!(
+            text.contains("record:r-1") && text.contains("mini:m-9"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn policy_invariants_wait_for_sound_references() {
+        // With an unknown role, min_admins is not judged on a half-built
+        // model: the one problem reported is the unknown role.
+        let p = problems(
+            "id: w\ncatalog: seats\nusers:\n  - { id: u-1, bindings: [{ role: boss }] }\n",
+        );
+        assert_eq!(
+            p.iter().map(|p| p.rule).collect::<Vec<_>>(),
+            [Rule::UnknownRole]
+        );
+    }
+
+    #[test]
+    fn builtin_roles_are_merged_sorted_by_id() {
+        let ws = match validate_workspace(&spec(
+            "id: w\ncatalog: environment\nroles: [{ id: aaa }, { id: zzz, rank: 3 }]\n",
+        )) {
+            Ok(w) => w,
+            Err(e) => panic!("{e}"),
+        };
+        let ids: Vec<&str> = ws.roles.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["aaa", "admin", "creator", "editor", "member", "viewer", "zzz"]
+        );
+        assert!(ws
+            .roles
+            .iter()
+            .all(|r| r.builtin == (r.id != "aaa" && r.id != "zzz")));
+        let rank = |id: &str| ws.role_idx(id).map(|i| ws.roles[i as usize].rank);
+        assert_eq!(rank("creator"), Some(50));
+        assert_eq!(rank("admin"), Some(90));
+        assert_eq!(rank("zzz"), Some(3));
+    }
+
+    #[test]
+    fn the_normalised_spec_is_sorted() {
+        let ws = match validate_workspace(&spec(
+            "id: w\nlabels: [b, a]\nusers: [{ id: u-2 }, { id: u-1 }]\nresources:\n  - { type: mini, id: m-2 }\n  - { type: mini, id: m-1 }\n",
+        )) {
+            Ok(w) => w,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(ws.spec.labels, ["a", "b"]);
+        let users: Vec<&str> = ws.spec.users.iter().map(|u| u.id.as_str()).collect();
+        assert_eq!(users, ["u-1", "u-2"]);
+        let res: Vec<&str> = ws.spec.resources.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(res, ["m-1", "m-2"]);
+    }
+
+    #[test]
+    fn seats_policy_defaults_and_overrides() {
+        let policy = |yaml: &str| match validate_workspace(&spec(yaml)) {
+            Ok(w) => (w.policy.min_admins, w.policy.max_roles_per_user),
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            policy("id: w\ncatalog: seats\nusers: [{ id: a, bindings: [{ role: admin }] }]\n"),
+            (1, Some(1))
+        );
+        assert_eq!(
+            policy("id: w\ncatalog: seats\npolicy: { min_admins: 0 }\n"),
+            (0, Some(1))
+        );
+        assert_eq!(policy("id: w\ncatalog: minikai\n"), (0, None));
+    }
 }
