@@ -17,8 +17,12 @@
 //! - `published` is a `tokio::sync::watch` of the newest revision, so that
 //!   `at_least` readers (and the health reporter, and later the admin
 //!   `Watch` stream) wait without polling.
-//! - `closing` wakes every `at_least` waiter when the server shuts down, so
-//!   the drain is not held up by calls that are only waiting.
+//! - `closing` wakes every `at_least` waiter (and every admin stream: Apply
+//!   and Watch) when the server shuts down, so the drain is not held up by
+//!   calls that are only waiting.
+//!
+//! [`apply`] is the one write path on top of this: the admin apply lock,
+//! validation, the durable log, compaction, and the events Watch sends.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -28,6 +32,8 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
 
 use crate::engine::Snapshot;
+
+pub mod apply;
 
 /// One published revision of the model. Immutable once published.
 #[derive(Debug)]
@@ -313,6 +319,18 @@ impl Store {
     /// the server starts shutting down. Reads that need no wait go on.
     pub fn close(&self) {
         self.closing.send_replace(true);
+    }
+
+    /// Whether [`Store::close`] was called.
+    pub fn is_closing(&self) -> bool {
+        *self.closing.borrow()
+    }
+
+    /// Completes once [`Store::close`] is called: long-lived streams (Apply,
+    /// Watch) end on it so that they do not hold up the drain.
+    pub async fn closed(&self) {
+        let mut closing = self.closing.subscribe();
+        let _ = closing.wait_for(|&c| c).await;
     }
 
     /// The revisions `exact` can still answer, ascending.

@@ -17,6 +17,7 @@ use super::page_token::{self, PageToken};
 use super::status::ApiError;
 use super::Limits;
 use crate::engine::{CompiledWorkspace, RequestError, ResourceQuery};
+use crate::metrics::{Outcome, Rpc, RpcTimer};
 use crate::model::schema::{PermId, TypeId};
 use crate::pb;
 use crate::store::{Consistency, Store, StoreError, Versioned};
@@ -282,18 +283,58 @@ pub fn parse_grpc_timeout(s: &str) -> Option<Duration> {
     })
 }
 
-/// Ends a call: logs the outcome at debug level and turns an error into a
-/// status (in [`super::status`]).
-fn finish<T>(method: &'static str, result: Result<T, ApiError>) -> Result<Response<T>, Status> {
+/// Ends a call: counts and times it (see [`crate::metrics`]), logs the
+/// outcome at debug level and turns an error into a status (in
+/// [`super::status`]).
+fn finish<T: Counted>(
+    method: &'static str,
+    timer: RpcTimer,
+    result: Result<T, ApiError>,
+) -> Result<Response<T>, Status> {
     match result {
         Ok(answer) => {
+            timer.finish(|| answer.outcome());
             debug!(method, "ok");
             Ok(Response::new(answer))
         }
         Err(e) => {
+            timer.finish(|| Outcome::Failed(e.code()));
             debug!(method, code = ?e.code(), error = %e, "failed");
             Err(e.into())
         }
+    }
+}
+
+/// What an answer counts as in the metrics.
+trait Counted {
+    fn outcome(&self) -> Outcome;
+}
+
+impl Counted for pb::CheckResponse {
+    fn outcome(&self) -> Outcome {
+        Outcome::decision(self.allowed)
+    }
+}
+
+impl Counted for pb::CheckBatchResponse {
+    fn outcome(&self) -> Outcome {
+        let allowed = self.results.iter().filter(|r| r.allowed).count() as u64;
+        Outcome::Decided {
+            allowed,
+            denied: self.results.len() as u64 - allowed,
+        }
+    }
+}
+
+impl Counted for pb::ListVisibleResponse {
+    fn outcome(&self) -> Outcome {
+        Outcome::Answered
+    }
+}
+
+impl Counted for pb::ListSubjectsResponse {
+    fn outcome(&self) -> Outcome {
+        Outcome::Answered
     }
 }
 
@@ -303,17 +344,20 @@ impl pb::authz_server::Authz for AuthzService {
         &self,
         request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
+        let timer = RpcTimer::start(Rpc::Check);
         let span = debug_span!("rpc", method = "Check");
-        finish("Check", self.check(request).instrument(span).await)
+        finish("Check", timer, self.check(request).instrument(span).await)
     }
 
     async fn check_batch(
         &self,
         request: Request<pb::CheckBatchRequest>,
     ) -> Result<Response<pb::CheckBatchResponse>, Status> {
+        let timer = RpcTimer::start(Rpc::CheckBatch);
         let span = debug_span!("rpc", method = "CheckBatch");
         finish(
             "CheckBatch",
+            timer,
             self.check_batch(request).instrument(span).await,
         )
     }
@@ -322,9 +366,11 @@ impl pb::authz_server::Authz for AuthzService {
         &self,
         request: Request<pb::ListVisibleRequest>,
     ) -> Result<Response<pb::ListVisibleResponse>, Status> {
+        let timer = RpcTimer::start(Rpc::ListVisible);
         let span = debug_span!("rpc", method = "ListVisible");
         finish(
             "ListVisible",
+            timer,
             self.list_visible(request).instrument(span).await,
         )
     }
@@ -333,9 +379,11 @@ impl pb::authz_server::Authz for AuthzService {
         &self,
         request: Request<pb::ListSubjectsRequest>,
     ) -> Result<Response<pb::ListSubjectsResponse>, Status> {
+        let timer = RpcTimer::start(Rpc::ListSubjects);
         let span = debug_span!("rpc", method = "ListSubjects");
         finish(
             "ListSubjects",
+            timer,
             self.list_subjects(request).instrument(span).await,
         )
     }

@@ -1,8 +1,11 @@
 //! The tonic services. [`convert`] is the only place protobuf messages
 //! become engine requests and engine answers become messages; [`status`] is
 //! the only place errors become `tonic::Status`. The service impls in
-//! [`authz`] glue the two to the store and the engine.
+//! [`authz`] glue the two to the store and the engine; [`admin`] serves the
+//! control plane over the write path (`store::apply`), behind [`auth`].
 
+pub mod admin;
+pub mod auth;
 pub mod authz;
 pub mod convert;
 pub mod page_token;
@@ -10,6 +13,8 @@ pub mod status;
 
 use std::time::Duration;
 
+pub use admin::AdminService;
+pub use auth::{AdminAuth, BearerToken};
 pub use authz::AuthzService;
 pub use status::ApiError;
 

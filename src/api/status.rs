@@ -1,5 +1,5 @@
-//! Every error an Authz call can end with, and the one place it becomes a
-//! `tonic::Status` (SPEC 5, "Errors"). A denial is never an error: unknown
+//! Every error an Authz or Admin call can end with, and the one place it
+//! becomes a `tonic::Status` (SPEC 5, "Errors"). A denial is never an error: unknown
 //! subjects and resources are `allowed: false` answers.
 
 use std::fmt;
@@ -8,6 +8,7 @@ use tonic::{Code, Status};
 
 use super::page_token::PageTokenError;
 use crate::engine::RequestError;
+use crate::store::apply::WatchError;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +40,17 @@ pub enum ApiError {
         index: usize,
         error: Box<ApiError>,
     },
+    /// An Admin call without a valid bearer token. The message never
+    /// repeats what was sent.
+    Unauthenticated(&'static str),
+    /// An Apply request that was valid but could not be made durable, so it
+    /// was not applied; the Apply stream ends with this.
+    NotApplied {
+        request_id: String,
+        message: String,
+    },
+    /// A Watch stream that cannot start (too old) or go on (fell behind).
+    Watch(WatchError),
 }
 
 impl ApiError {
@@ -59,6 +71,13 @@ impl ApiError {
             },
             ApiError::BatchTooLarge { .. } => Code::ResourceExhausted,
             ApiError::InBatch { error, .. } => error.code(),
+            ApiError::Unauthenticated(_) => Code::Unauthenticated,
+            ApiError::NotApplied { .. } => Code::Unavailable,
+            ApiError::Watch(e) => match e {
+                WatchError::NotRetained { .. } => Code::FailedPrecondition,
+                WatchError::Lagged { .. } => Code::ResourceExhausted,
+                WatchError::Closing => Code::Unavailable,
+            },
         }
     }
 }
@@ -93,6 +112,12 @@ impl fmt::Display for ApiError {
                 | ApiError::UnknownWorkspace(_) => write!(f, "checks[{index}].{error}"),
                 _ => write!(f, "checks[{index}]: {error}"),
             },
+            ApiError::Unauthenticated(why) => write!(f, "authorization: {why}"),
+            ApiError::NotApplied {
+                request_id,
+                message,
+            } => write!(f, "request \"{request_id}\": {message}"),
+            ApiError::Watch(e) => write!(f, "from_revision: {e}"),
         }
     }
 }
@@ -192,6 +217,33 @@ mod tests {
                 },
                 Code::InvalidArgument,
                 "checks[3].action: required",
+            ),
+            (
+                ApiError::Unauthenticated("missing bearer token"),
+                Code::Unauthenticated,
+                "authorization",
+            ),
+            (
+                ApiError::NotApplied {
+                    request_id: "r9".into(),
+                    message: "the update was not applied: disk full".into(),
+                },
+                Code::Unavailable,
+                "r9",
+            ),
+            (
+                ApiError::Watch(WatchError::Lagged {
+                    next: 2,
+                    oldest: 9,
+                    buffer: 8,
+                }),
+                Code::ResourceExhausted,
+                "fell behind",
+            ),
+            (
+                ApiError::Watch(WatchError::NotRetained { from: 2, oldest: 9 }),
+                Code::FailedPrecondition,
+                "no longer retained",
             ),
         ];
         for (e, code, text) in cases {

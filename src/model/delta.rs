@@ -468,21 +468,24 @@ fn directory_rule(
 /// is new) against the directory rule: every user and group the snapshot
 /// adds, changes or drops is written by `source` and must be allowed to it.
 /// Order of lists (members, bindings) does not count as a change.
+///
+/// A workspace new to this sidecar may come from either source with items of
+/// both kinds, exactly as a snapshot file does: nothing the identity provider
+/// manages exists yet to be protected.
 pub fn check_snapshot_sources(
     current: Option<&WorkspaceSpec>,
     new: &WorkspaceSpec,
     source: UpdateSource,
 ) -> Vec<Problem> {
+    let Some(current) = current else {
+        return Vec::new();
+    };
     let place = format!("workspace \"{}\"", new.id);
     let mut problems = Vec::new();
-    let empty: [UserSpec; 0] = [];
-    let empty_groups: [GroupSpec; 0] = [];
-    let cur_users = current.map_or(&empty[..], |c| &c.users[..]);
-    let cur_groups = current.map_or(&empty_groups[..], |c| &c.groups[..]);
     check_items(
         "user",
         &place,
-        cur_users,
+        &current.users,
         &new.users,
         |u| (u.id.as_str(), u.source),
         |a, b| a.status == b.status && a.source == b.source && same_set(&a.bindings, &b.bindings),
@@ -492,7 +495,7 @@ pub fn check_snapshot_sources(
     check_items(
         "group",
         &place,
-        cur_groups,
+        &current.groups,
         &new.groups,
         |g| (g.id.as_str(), g.source),
         |a, b| {

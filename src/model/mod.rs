@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod delta;
+pub mod lint;
 pub mod parse;
 pub mod problem;
 pub mod schema;

@@ -291,9 +291,9 @@ impl Workspace {
             .filter(|&u| {
                 self.users[u as usize].active
                     && self.bindings_of(u).any(|(b, _)| {
-                    let r = &self.roles[b.role as usize];
-                    b.scope == Scope::Workspace && r.seat && !r.disabled
-                })
+                        let r = &self.roles[b.role as usize];
+                        b.scope == Scope::Workspace && r.seat && !r.disabled
+                    })
             })
             .count()
     }

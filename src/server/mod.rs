@@ -7,6 +7,13 @@
 //! service goes on its own listener): each gets health and reflection, and
 //! all drain together.
 //!
+//! Start-up ([`serve`]) fails closed: an Admin listener without a way to
+//! authenticate callers, an unreadable token file, a damaged state dir or an
+//! invalid bootstrap snapshot each stop the start with a message, before
+//! anything listens. With a state dir, the model is the one the state dir
+//! holds (the bootstrap snapshot is read only when the state dir is empty,
+//! and is then written into it as revision 1).
+//!
 //! Shutdown: health turns NOT_SERVING at once, `at_least` waiters are
 //! answered UNAVAILABLE, the listeners stop accepting, in-flight calls
 //! finish within `--shutdown-grace-seconds`, and [`Sidecar::run`] returns
@@ -25,15 +32,19 @@ use tokio::task::JoinSet;
 use tonic::server::NamedService;
 use tonic::service::{Routes, RoutesBuilder};
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic_health::server::{HealthReporter, HealthService};
 use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
-use crate::api::{AuthzService, Limits};
+use crate::api::auth::TokenError;
+use crate::api::{AdminAuth, AdminService, AuthzService, BearerToken, Limits};
+use crate::durable::{StateDir, StateDirError};
 use crate::engine::Snapshot;
 use crate::model::InvalidSnapshot;
 use crate::pb;
-use crate::store::{Retention, Store};
+use crate::store::apply::{restore, Applier, Event, Events, RecoverError, WATCH_BUFFER};
+use crate::store::{Retention, Store, StoreError};
 pub use listen::{ListenAddr, Listener};
 use remap::OversizeIsResourceExhausted;
 
@@ -44,6 +55,9 @@ pub const DEMO_SNAPSHOT: &str = include_str!("../demo.yaml");
 /// The gRPC name of the Authz service.
 pub const AUTHZ_SERVICE: &str = <pb::authz_server::AuthzServer<AuthzService> as NamedService>::NAME;
 
+/// The gRPC name of the Admin service.
+pub const ADMIN_SERVICE: &str = <pb::admin_server::AdminServer<AdminService> as NamedService>::NAME;
+
 /// `rolecall serve` flags; each can also be set by its `ROLECALL_*`
 /// environment variable.
 #[derive(Debug, Clone, clap::Args)]
@@ -53,13 +67,50 @@ pub struct ServeArgs {
     #[arg(long, env = "ROLECALL_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: ListenAddr,
     /// The snapshot file (YAML or JSON) to serve as revision 1. Without it
-    /// the built-in demo model is served, unless --no-demo.
+    /// the built-in demo model is served, unless --no-demo. With a state
+    /// dir, it is read only when the state dir is empty.
     #[arg(long, env = "ROLECALL_SNAPSHOT")]
     pub snapshot: Option<PathBuf>,
-    /// Start with no model: every Authz call is UNAVAILABLE and health is
-    /// NOT_SERVING until a model is loaded.
-    #[arg(long, env = "ROLECALL_NO_DEMO", conflicts_with = "snapshot")]
+    /// Never serve the built-in demo model: without --snapshot (and with an
+    /// empty state dir), start with no model, so every Authz call is
+    /// UNAVAILABLE and health NOT_SERVING until the control plane applies
+    /// one. With --snapshot it changes nothing.
+    #[arg(long, env = "ROLECALL_NO_DEMO")]
     pub no_demo: bool,
+    /// Where the Admin service (the control plane's API) listens: host:port
+    /// or unix:/path. Without it there is no Admin API. Needs
+    /// --admin-token-file.
+    #[arg(long, env = "ROLECALL_ADMIN_LISTEN")]
+    pub admin_listen: Option<ListenAddr>,
+    /// A file holding the bearer token every Admin call must send as
+    /// `authorization: Bearer <token>` (one trailing newline is ignored).
+    #[arg(long, env = "ROLECALL_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Serve the admin listener over TLS with this PEM certificate chain
+    /// (with --admin-tls-key).
+    #[arg(long, env = "ROLECALL_ADMIN_TLS_CERT", requires = "admin_tls_key")]
+    pub admin_tls_cert: Option<PathBuf>,
+    /// The PEM private key of --admin-tls-cert.
+    #[arg(long, env = "ROLECALL_ADMIN_TLS_KEY", requires = "admin_tls_cert")]
+    pub admin_tls_key: Option<PathBuf>,
+    /// Require admin clients to present a certificate signed by one of
+    /// these PEM CA certificates (mutual TLS; needs --admin-tls-cert). With
+    /// it, --admin-token-file becomes optional.
+    #[arg(
+        long,
+        env = "ROLECALL_ADMIN_TLS_CLIENT_CA",
+        requires = "admin_tls_cert"
+    )]
+    pub admin_tls_client_ca: Option<PathBuf>,
+    /// The state directory: every accepted update is logged (and fsynced)
+    /// here before it is acknowledged, and the model is restored from it on
+    /// start. Without it, applied updates are lost on restart.
+    #[arg(long, env = "ROLECALL_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Compact the state directory into a snapshot after this many logged
+    /// updates (0: never).
+    #[arg(long, env = "ROLECALL_COMPACT_EVERY", default_value_t = crate::store::apply::DEFAULT_COMPACT_EVERY)]
+    pub compact_every: u64,
     /// The most checks in one CheckBatch (more is RESOURCE_EXHAUSTED).
     #[arg(long, env = "ROLECALL_MAX_BATCH", default_value_t = 1000)]
     pub max_batch: usize,
@@ -93,6 +144,10 @@ pub struct ServeArgs {
     /// "rolecall=debug" for a span per call).
     #[arg(long, env = "ROLECALL_LOG", default_value = "info")]
     pub log_filter: String,
+    /// Where to serve Prometheus metrics (host:port, e.g. 127.0.0.1:9090;
+    /// scraped at /metrics). No metrics without it.
+    #[arg(long, env = "ROLECALL_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -163,6 +218,29 @@ impl ServeArgs {
 pub enum ServeError {
     #[error("the bootstrap snapshot was refused: {0}")]
     Bootstrap(#[from] InvalidSnapshot),
+    #[error("--admin-listen {addr} is set but neither --admin-token-file nor --admin-tls-client-ca is: the Admin API is never served without authentication; give it a token file (ROLECALL_ADMIN_TOKEN_FILE)")]
+    AdminWithoutAuth { addr: String },
+    #[error("admin TLS: cannot read {what} {}: {source}", path.display())]
+    AdminTlsFile {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("admin TLS: {0}")]
+    AdminTls(tonic::transport::Error),
+    #[error("{0}")]
+    AdminToken(#[from] TokenError),
+    #[error("{0}")]
+    StateDir(#[from] StateDirError),
+    #[error("state dir {}: {source}", dir.display())]
+    Restore { dir: PathBuf, source: RecoverError },
+    #[error("state dir {}: cannot write the bootstrap model as revision 1: {source}", dir.display())]
+    WriteBootstrap {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("state dir {}: cannot serve its revision: {source}", dir.display())]
+    Revision { dir: PathBuf, source: StoreError },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -179,6 +257,8 @@ pub enum ServeError {
     Stopped(&'static str),
     #[error("a listener task panicked")]
     Panicked,
+    #[error("metrics: {0}")]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 /// Reads, validates and indexes the bootstrap model: the one path a
@@ -211,6 +291,8 @@ pub struct Endpoint {
     /// (Authz); if not (Admin, which loads the model), they are SERVING
     /// from the start.
     pub needs_model: bool,
+    /// TLS (and client certificate) settings, if the listener uses TLS.
+    pub tls: Option<ServerTlsConfig>,
 }
 
 impl Endpoint {
@@ -219,7 +301,11 @@ impl Endpoint {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let name = self.name;
-        let router = tonic::transport::Server::builder().add_routes(self.routes);
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder.tls_config(tls).map_err(ServeError::AdminTls)?;
+        }
+        let router = builder.add_routes(self.routes);
         let served = match self.listener {
             Listener::Tcp(listener) => {
                 let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -321,6 +407,49 @@ impl Sidecar {
             routes: routes.routes(),
             health_names: vec![AUTHZ_SERVICE],
             needs_model: true,
+            tls: None,
+        })
+    }
+
+    /// The admin listener: `rolecall.v1.Admin` behind `auth`, plus health
+    /// and reflection (which need no token: probes use them). Its health
+    /// name is SERVING as soon as it listens, model or not.
+    pub fn admin_endpoint(
+        &self,
+        listener: Listener,
+        applier: Arc<Applier>,
+        auth: AdminAuth,
+    ) -> Result<Endpoint, ServeError> {
+        self.admin_endpoint_tls(listener, applier, auth, None)
+    }
+
+    /// [`Sidecar::admin_endpoint`] over TLS (with client certificates when
+    /// `tls` names a client CA). The TLS settings are checked here, so a
+    /// bad certificate or key stops the start before anything listens.
+    pub fn admin_endpoint_tls(
+        &self,
+        listener: Listener,
+        applier: Arc<Applier>,
+        auth: AdminAuth,
+        tls: Option<ServerTlsConfig>,
+    ) -> Result<Endpoint, ServeError> {
+        if let Some(tls) = &tls {
+            tonic::transport::Server::builder()
+                .tls_config(tls.clone())
+                .map_err(ServeError::AdminTls)?;
+        }
+        let mut routes = self.standard_routes(&[ADMIN_SERVICE], &[pb::FILE_DESCRIPTOR_SET])?;
+        let admin = AdminService::new(applier);
+        routes.add_service(OversizeIsResourceExhausted::new(
+            admin.into_server(auth, self.config.max_message_bytes),
+        ));
+        Ok(Endpoint {
+            name: "admin",
+            listener,
+            routes: routes.routes(),
+            health_names: vec![ADMIN_SERVICE],
+            needs_model: false,
+            tls,
         })
     }
 
@@ -456,25 +585,169 @@ pub async fn run(
     sidecar.run(vec![authz], shutdown).await
 }
 
-/// `rolecall serve`: loads the bootstrap model, binds, and serves until
-/// `shutdown` completes.
+/// `rolecall serve`: checks the admin authentication, restores the model
+/// (from the state dir, else the bootstrap), binds, and serves until
+/// `shutdown` completes. See the module docs for what stops the start.
 pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    let admin_auth = admin_auth(&args)?;
+    let admin_tls = admin_tls(&args)?;
     let store = Arc::new(Store::new(args.retention()));
-    let bootstrap = args.bootstrap();
-    match load_bootstrap(&bootstrap)? {
-        Some(snapshot) => {
-            let workspaces = snapshot.workspaces().len();
-            let revision = store.publish(snapshot);
-            let source = match &bootstrap {
-                Bootstrap::File(p) => p.display().to_string(),
-                _ => "built-in demo".to_string(),
-            };
-            info!(revision, workspaces, %source, "model loaded");
-        }
-        None => warn!("no model loaded: every Authz call is UNAVAILABLE until one is"),
+    let applier = Arc::new(start_model(&args, &store)?);
+    // A long log left by the last run is compacted before serving.
+    applier.compact_if_due().await;
+    if let Some(addr) = args.metrics_listen {
+        crate::metrics::install(addr)?;
+        crate::metrics::spawn_follow_store(&store);
+        info!(address = %addr, "serving metrics at /metrics");
     }
-    let listener = bind(&args.listen).await?;
-    run(args.config(), listener, store, shutdown).await
+    let sidecar = Sidecar::new(args.config(), Arc::clone(&store));
+    let mut endpoints = vec![sidecar.authz_endpoint(bind(&args.listen).await?)?];
+    if let (Some(addr), Some(auth)) = (&args.admin_listen, admin_auth) {
+        let listener = bind(addr).await?;
+        endpoints.push(sidecar.admin_endpoint_tls(listener, applier, auth, admin_tls)?);
+    }
+    sidecar.run(endpoints, shutdown).await
+}
+
+/// How Admin callers are authenticated; an Admin listener with no way to
+/// authenticate is refused (fail closed). The token is never logged.
+fn admin_auth(args: &ServeArgs) -> Result<Option<AdminAuth>, ServeError> {
+    match (&args.admin_listen, &args.admin_token_file) {
+        (Some(_), Some(path)) => Ok(Some(AdminAuth::token(BearerToken::from_file(path)?))),
+        // The TLS handshake authenticates every caller by certificate.
+        (Some(_), None) if args.admin_tls_client_ca.is_some() => {
+            Ok(Some(AdminAuth::client_certificates_only()))
+        }
+        (Some(addr), None) => Err(ServeError::AdminWithoutAuth {
+            addr: addr.to_string(),
+        }),
+        (None, Some(_)) => {
+            warn!("--admin-token-file is set but --admin-listen is not: there is no Admin API");
+            Ok(None)
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// The admin listener's TLS settings, read from their files.
+fn admin_tls(args: &ServeArgs) -> Result<Option<ServerTlsConfig>, ServeError> {
+    let (Some(cert), Some(key)) = (&args.admin_tls_cert, &args.admin_tls_key) else {
+        return Ok(None);
+    };
+    if args.admin_listen.is_none() {
+        warn!("--admin-tls-cert is set but --admin-listen is not: there is no Admin API");
+        return Ok(None);
+    }
+    let read = |what: &'static str, path: &PathBuf| {
+        std::fs::read(path).map_err(|source| ServeError::AdminTlsFile {
+            what,
+            path: path.clone(),
+            source,
+        })
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
+        read("the certificate", cert)?,
+        read("the key", key)?,
+    ));
+    if let Some(ca) = &args.admin_tls_client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read("the client CA", ca)?));
+    }
+    Ok(Some(tls))
+}
+
+/// Loads the first model into `store` and returns the write path: from the
+/// state dir when there is one and it is not empty, else from the
+/// bootstrap (written to an empty state dir as revision 1).
+fn start_model(args: &ServeArgs, store: &Arc<Store>) -> Result<Applier, ServeError> {
+    let bootstrap = args.bootstrap();
+    let Some(dir) = &args.state_dir else {
+        warn!(
+            "no --state-dir: updates applied through the Admin API are kept in memory only, and \
+             acknowledged updates are lost on restart"
+        );
+        let events = Events::new(WATCH_BUFFER, 1);
+        if let Some(snapshot) = load_bootstrap(&bootstrap)? {
+            events.record(Event::bootstrap(1, &snapshot));
+            let revision = store.publish(snapshot);
+            log_loaded(&bootstrap, revision, store);
+        } else {
+            warn!("no model loaded: every Authz call is UNAVAILABLE until one is applied");
+        }
+        return Ok(Applier::new(Arc::clone(store), None, events, 0));
+    };
+    let (mut state, recovered) = StateDir::open(dir)?;
+    if let Some(torn) = &recovered.torn_tail {
+        warn!(
+            file = %torn.file.display(),
+            offset = torn.offset,
+            reason = %torn.reason,
+            revision = recovered.revision(),
+            "the state dir ended in a torn write (a crash during an append); it was never \
+             acknowledged and was cut off: serving the last complete revision"
+        );
+    }
+    let restored = restore(&recovered).map_err(|source| ServeError::Restore {
+        dir: dir.clone(),
+        source,
+    })?;
+    let in_place = |source| ServeError::Revision {
+        dir: dir.clone(),
+        source,
+    };
+    let events = match restored {
+        Some(r) => {
+            if let Bootstrap::File(path) = &bootstrap {
+                info!(snapshot = %path.display(), "the state dir holds a model: the bootstrap snapshot is not read");
+            }
+            let workspaces = r.snapshot.workspaces().len();
+            let revision = store.restore(r.revision, r.snapshot).map_err(in_place)?;
+            info!(
+                revision,
+                workspaces,
+                replayed = r.replayed,
+                state_dir = %dir.display(),
+                "model restored from the state dir"
+            );
+            r.events
+        }
+        None => {
+            let events = Events::new(WATCH_BUFFER, 1);
+            match load_bootstrap(&bootstrap)? {
+                Some(snapshot) => {
+                    state
+                        .write_snapshot(1, &snapshot.to_spec())
+                        .map_err(|source| ServeError::WriteBootstrap {
+                            dir: dir.clone(),
+                            source,
+                        })?;
+                    events.record(Event::bootstrap(1, &snapshot));
+                    let revision = store.restore(1, snapshot).map_err(in_place)?;
+                    log_loaded(&bootstrap, revision, store);
+                }
+                None => warn!(
+                    state_dir = %dir.display(),
+                    "the state dir is empty and there is no bootstrap model: every Authz call is \
+                     UNAVAILABLE until one is applied"
+                ),
+            }
+            events
+        }
+    };
+    Ok(Applier::new(
+        Arc::clone(store),
+        Some(state),
+        events,
+        args.compact_every,
+    ))
+}
+
+fn log_loaded(bootstrap: &Bootstrap, revision: u64, store: &Store) {
+    let workspaces = store.current().map_or(0, |v| v.snapshot.workspaces().len());
+    let source = match bootstrap {
+        Bootstrap::File(p) => p.display().to_string(),
+        _ => "built-in demo".to_string(),
+    };
+    info!(revision, workspaces, %source, "model loaded");
 }
 
 /// Binds a listen address, naming it in the error.
@@ -553,6 +826,13 @@ mod tests {
         assert_eq!(args.bootstrap(), Bootstrap::Demo);
         assert_eq!(args.config().limits.max_page_size, 50);
         assert_eq!(args.config().limits.default_page_size, 50);
-        assert!(Cli::try_parse_from(["rolecall", "--no-demo", "--snapshot", "x"]).is_err());
+        let both = Cli::try_parse_from(["rolecall", "--no-demo", "--snapshot", "x"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(both.serve.bootstrap(), Bootstrap::File("x".into()));
+        assert_eq!(
+            args.compact_every,
+            crate::store::apply::DEFAULT_COMPACT_EVERY
+        );
+        assert_eq!(args.admin_listen, None);
     }
 }

@@ -1,8 +1,11 @@
 //! Integration tests over real gRPC: the server on a TCP port 0 and on a
 //! Unix socket, talked to with the generated tonic client.
 
+mod admin;
 mod consistency;
+mod durability;
 mod errors;
+mod metrics;
 mod scenarios;
 mod shutdown;
 mod standard;

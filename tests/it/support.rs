@@ -5,10 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
+use rolecall::api::{AdminAuth, BearerToken};
 use rolecall::engine::Snapshot;
+use rolecall::pb::admin_client::AdminClient;
 use rolecall::pb::authz_client::AuthzClient;
 use rolecall::pb::{self, ResourceRef};
 use rolecall::server::{self, Bootstrap, ListenAddr, Listener, ServeConfig, ServeError};
+use rolecall::store::apply::Applier;
 use rolecall::store::{Retention, Store};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -197,4 +200,236 @@ pub fn assert_status<T: std::fmt::Debug>(
             );
         }
     }
+}
+
+/// The admin bearer token of [`TestSidecar`]s.
+pub const TOKEN: &str = "test-admin-token";
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Debug, Clone)]
+pub struct WithToken(pub String);
+
+impl tonic::service::Interceptor for WithToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        let value = format!("Bearer {}", self.0)
+            .parse()
+            .unwrap_or_else(|e| panic!("token header: {e}"));
+        request.metadata_mut().insert("authorization", value);
+        Ok(request)
+    }
+}
+
+pub type AuthedAdminClient =
+    AdminClient<tonic::service::interceptor::InterceptedService<Channel, WithToken>>;
+
+/// An Admin client sending `token`.
+pub fn admin_client(channel: &Channel, token: &str) -> AuthedAdminClient {
+    AdminClient::with_interceptor(channel.clone(), WithToken(token.to_string()))
+}
+
+/// A sidecar with both listeners on TCP port 0, in the test's runtime: the
+/// Authz listener and the Admin one (token [`TOKEN`]), memory only.
+pub struct TestSidecar {
+    pub store: Arc<Store>,
+    pub authz: Channel,
+    pub admin: Channel,
+    /// `http://127.0.0.1:PORT` of the admin listener.
+    pub admin_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), ServeError>>>,
+}
+
+impl TestSidecar {
+    /// Serves `snapshot` (if any) as revision 1.
+    pub async fn start(snapshot: Option<Snapshot>) -> TestSidecar {
+        let token = BearerToken::new(TOKEN.as_bytes()).unwrap_or_else(|e| panic!("{e:?}"));
+        TestSidecar::start_with(snapshot, AdminAuth::token(token), None).await
+    }
+
+    /// Serves `snapshot` with the admin listener behind `auth` and `tls`.
+    /// With TLS, `admin` is not connected (connect with TLS yourself to
+    /// `admin_url`).
+    pub async fn start_with(
+        snapshot: Option<Snapshot>,
+        auth: AdminAuth,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+    ) -> TestSidecar {
+        let store = Arc::new(Store::new(Retention::default()));
+        if let Some(s) = snapshot {
+            store.publish(s);
+        }
+        let applier = Arc::new(Applier::in_memory(Arc::clone(&store)));
+        let sidecar = server::Sidecar::new(ServeConfig::default(), Arc::clone(&store));
+        let bind = || async {
+            Listener::bind(&ListenAddr::Tcp("127.0.0.1:0".into()))
+                .await
+                .unwrap_or_else(|e| panic!("bind: {e}"))
+        };
+        let (authz_l, admin_l) = (bind().await, bind().await);
+        let urls = [&authz_l, &admin_l].map(|l| match l.tcp_addr() {
+            Some(a) => format!("http://{a}"),
+            None => unreachable!(),
+        });
+        let tls_on = tls.is_some();
+        let endpoints = vec![
+            sidecar
+                .authz_endpoint(authz_l)
+                .unwrap_or_else(|e| panic!("{e}")),
+            sidecar
+                .admin_endpoint_tls(admin_l, applier, auth, tls)
+                .unwrap_or_else(|e| panic!("{e}")),
+        ];
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(sidecar.run(endpoints, async {
+            let _ = rx.await;
+        }));
+        TestSidecar {
+            store,
+            authz: connect_tcp(&urls[0]).await,
+            admin: if tls_on {
+                Endpoint::from_static("http://unused.invalid").connect_lazy()
+            } else {
+                connect_tcp(&urls[1]).await
+            },
+            admin_url: urls[1].clone(),
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    pub async fn demo() -> TestSidecar {
+        TestSidecar::start(Some(demo_snapshot())).await
+    }
+
+    pub fn authz_client(&self) -> AuthzClient<Channel> {
+        AuthzClient::new(self.authz.clone())
+    }
+
+    /// An Admin client with the right token.
+    pub fn admin_client(&self) -> AuthedAdminClient {
+        admin_client(&self.admin, TOKEN)
+    }
+
+    /// Opens an Apply stream.
+    pub async fn apply_stream(&self) -> ApplyStream {
+        ApplyStream::open(&mut self.admin_client()).await
+    }
+
+    /// Signals shutdown and waits for the server future to return.
+    pub async fn stop(mut self) -> Result<(), ServeError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.handle.take() {
+            Some(h) => tokio::time::timeout(Duration::from_secs(20), h)
+                .await
+                .unwrap_or_else(|_| panic!("the sidecar did not stop within 20 s"))
+                .unwrap_or_else(|e| panic!("sidecar task: {e}")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One open Apply stream: send a request, read its answer.
+pub struct ApplyStream {
+    requests: tokio::sync::mpsc::Sender<pb::ApplyRequest>,
+    answers: tonic::Streaming<pb::ApplyResponse>,
+}
+
+impl ApplyStream {
+    pub async fn open(client: &mut AuthedAdminClient) -> ApplyStream {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let answers = client
+            .apply(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap_or_else(|e| panic!("Apply: {e}"))
+            .into_inner();
+        ApplyStream {
+            requests: tx,
+            answers,
+        }
+    }
+
+    /// Sends one request and returns its answer, or the status that ended
+    /// the stream.
+    pub async fn try_send(
+        &mut self,
+        request: pb::ApplyRequest,
+    ) -> Result<pb::ApplyResponse, tonic::Status> {
+        self.requests
+            .send(request)
+            .await
+            .unwrap_or_else(|e| panic!("send: {e}"));
+        match self.answers.message().await {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => panic!("the Apply stream ended without an answer"),
+            Err(s) => Err(s),
+        }
+    }
+
+    pub async fn send(&mut self, request: pb::ApplyRequest) -> pb::ApplyResponse {
+        self.try_send(request)
+            .await
+            .unwrap_or_else(|e| panic!("Apply: {e}"))
+    }
+
+    /// Sends one request that must be applied; returns its revision.
+    pub async fn applied(&mut self, request: pb::ApplyRequest) -> String {
+        let id = request.request_id.clone();
+        let r = self.send(request).await;
+        assert_eq!(r.request_id, id);
+        match r.result {
+            Some(pb::apply_response::Result::Revision(rev)) => rev,
+            other => panic!("request {id} was not applied: {other:?}"),
+        }
+    }
+
+    /// Sends one request that must be rejected; returns its problems.
+    pub async fn rejected(&mut self, request: pb::ApplyRequest) -> Vec<String> {
+        let id = request.request_id.clone();
+        let r = self.send(request).await;
+        assert_eq!(r.request_id, id);
+        match r.result {
+            Some(pb::apply_response::Result::Rejected(pb::Rejected { problems })) => problems,
+            other => panic!("request {id} was not rejected: {other:?}"),
+        }
+    }
+}
+
+/// An ApplyRequest from its JSON form, as grpcurl's `-d` takes it.
+pub fn apply_json(json: &str) -> pb::ApplyRequest {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    apply_from_value(&v)
+}
+
+/// Builds an ApplyRequest from JSON, through the domain types (the same
+/// shape as the proto JSON for these tests' requests).
+fn apply_from_value(v: &serde_json::Value) -> pb::ApplyRequest {
+    use rolecall::model::delta::{Delta, Update, UpdateBody, UpdateSource};
+    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+    let body = if let Some(d) = v.get("delta") {
+        UpdateBody::Delta(Delta {
+            workspace: d["workspace"].as_str().unwrap_or("").to_string(),
+            changes: serde_json::from_value(d["changes"].clone())
+                .unwrap_or_else(|e| panic!("changes: {e}")),
+        })
+    } else {
+        UpdateBody::Snapshot(
+            serde_json::from_value(v["snapshot"].clone())
+                .unwrap_or_else(|e| panic!("snapshot: {e}")),
+        )
+    };
+    let update = Update {
+        request_id: s("request_id"),
+        source: UpdateSource::parse(&s("source")).unwrap_or(UpdateSource::Admin),
+        expected_revision: None,
+        body,
+    };
+    let mut req = pb::ApplyRequest::from(&update);
+    req.source = s("source");
+    req.expected_revision = s("expected_revision");
+    req
 }

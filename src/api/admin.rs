@@ -1,0 +1,362 @@
+//! `rolecall.v1.Admin`: Apply, Export, Watch, Status. It is served only on
+//! the admin listener, behind [`super::auth::AdminAuth`].
+//!
+//! # Apply
+//!
+//! A long-lived stream. Each request is answered in order, once it is
+//! applied and durable (or refused), before the next one of the same
+//! stream is read; requests of all streams go through the one apply lock of
+//! [`Applier`]. A request that is malformed on the wire (no body, a bad
+//! `source`, an empty change, …) or breaks a rule is answered `rejected`
+//! with every problem, each naming its field or item, and the stream stays
+//! open. Only a failure to make a valid update durable ends the stream, with
+//! UNAVAILABLE: the update was not applied, and the sidecar takes no more
+//! updates until it restarts.
+//!
+//! # Watch
+//!
+//! Each stream has a small bounded queue. A reader that stops reading never
+//! slows updates down: once the next revision it needs has left the event
+//! ring ([`crate::store::apply::WATCH_BUFFER`] revisions), its stream ends
+//! with RESOURCE_EXHAUSTED after the events already queued.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::UNIX_EPOCH;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Code, Request, Response, Status, Streaming};
+use tracing::{debug, info};
+
+use super::auth::AdminAuth;
+use super::convert;
+use super::status::ApiError;
+use crate::admin_convert::parse_revision;
+use crate::model::delta::Update;
+use crate::model::lint::lint;
+use crate::pb;
+use crate::store::apply::{Applier, ApplyError, Event, WatchError};
+use crate::store::{Store, StoreError};
+
+/// Answers queued per Apply stream before its reader must catch up.
+const APPLY_QUEUE: usize = 16;
+/// Events queued per Watch stream before its reader must catch up.
+const WATCH_QUEUE: usize = 64;
+
+/// The Admin service over the write path.
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    applier: Arc<Applier>,
+}
+
+/// The Admin server as mounted: every call passes [`AdminAuth`] first.
+pub type AuthenticatedAdmin = tonic::service::interceptor::InterceptedService<
+    pb::admin_server::AdminServer<AdminService>,
+    AdminAuth,
+>;
+
+impl AdminService {
+    pub fn new(applier: Arc<Applier>) -> Self {
+        AdminService { applier }
+    }
+
+    fn store(&self) -> &Arc<Store> {
+        self.applier.store()
+    }
+
+    /// The tonic server for this service behind `auth`, refusing request
+    /// messages over `max_message_bytes`.
+    pub fn into_server(self, auth: AdminAuth, max_message_bytes: usize) -> AuthenticatedAdmin {
+        tonic::service::interceptor::InterceptedService::new(
+            pb::admin_server::AdminServer::new(self).max_decoding_message_size(max_message_bytes),
+            auth,
+        )
+    }
+
+    fn export(&self, request: &pb::ExportRequest) -> Result<pb::ExportResponse, ApiError> {
+        let pb::ExportRequest { workspace } = request;
+        let v = self.store().current().ok_or(StoreError::NoModel)?;
+        let mut spec = v.snapshot.to_spec();
+        if !workspace.is_empty() {
+            spec.workspaces.retain(|w| &w.id == workspace);
+            if spec.workspaces.is_empty() {
+                return Err(ApiError::UnknownWorkspace(workspace.clone()));
+            }
+        }
+        Ok(pb::ExportResponse {
+            revision: convert::revision(v.revision),
+            snapshot: Some(pb::Snapshot::from(&spec)),
+        })
+    }
+
+    fn status(&self) -> pb::StatusResponse {
+        let store = self.store();
+        let current = store.current();
+        let retained = store.retained_revisions();
+        let workspaces = current
+            .as_ref()
+            .map(|v| {
+                v.snapshot
+                    .workspaces()
+                    .iter()
+                    .map(|w| {
+                        let m = &w.model;
+                        pb::WorkspaceStatus {
+                            id: m.id.clone(),
+                            users: m.users.len() as u64,
+                            groups: m.groups.len() as u64,
+                            roles: m.roles.len() as u64,
+                            labels: m.labels.len() as u64,
+                            resources: m.spec.resources.len() as u64,
+                            seats_in_use: w.seats_in_use() as u64,
+                            lint: lint(m),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        pb::StatusResponse {
+            revision: current
+                .as_ref()
+                .map(|v| convert::revision(v.revision))
+                .unwrap_or_default(),
+            retained: match (retained.first(), retained.last()) {
+                (Some(&oldest), Some(&newest)) => Some(pb::RevisionRange {
+                    oldest: convert::revision(oldest),
+                    newest: convert::revision(newest),
+                }),
+                _ => None,
+            },
+            workspaces,
+        }
+    }
+
+    fn watch(&self, request: &pb::WatchRequest) -> Result<WatchStream, ApiError> {
+        let pb::WatchRequest { from_revision } = request;
+        let from = parse_revision(from_revision).map_err(|message| ApiError::Invalid {
+            field: "from_revision",
+            message,
+        })?;
+        let mut watcher = self.applier.watch(from).map_err(ApiError::Watch)?;
+        let (tx, rx) = mpsc::channel(WATCH_QUEUE);
+        let end = Arc::new(Mutex::new(None));
+        let stream = WatchStream {
+            rx,
+            end: Arc::clone(&end),
+        };
+        // Ends the stream with `e` after what is queued (set before `tx` is
+        // dropped, so the stream sees it when the queue runs dry).
+        let fail = move |e: WatchError| {
+            debug!(error = %e, "Watch stream ended");
+            *end.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some(Status::from(ApiError::Watch(e)));
+        };
+        tokio::spawn(async move {
+            loop {
+                let permit = tokio::select! {
+                    permit = tx.reserve() => match permit {
+                        Ok(p) => p,
+                        Err(_) => return, // the reader is gone
+                    },
+                    e = watcher.fallen_behind() => return fail(e),
+                };
+                let next = tokio::select! {
+                    next = watcher.next() => next,
+                    () = tx.closed() => return,
+                };
+                match next {
+                    Ok(event) => permit.send(watch_event(&event)),
+                    Err(e) => return fail(e),
+                }
+            }
+        });
+        Ok(stream)
+    }
+}
+
+/// The wire form of one applied revision.
+fn watch_event(e: &Event) -> pb::WatchEvent {
+    let Event {
+        revision,
+        request_id,
+        source,
+        workspaces,
+        time,
+    } = e;
+    pb::WatchEvent {
+        revision: convert::revision(*revision),
+        request_id: request_id.clone(),
+        source: source.clone(),
+        workspaces: workspaces.clone(),
+        time: time
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| prost_types::Timestamp {
+                seconds: d.as_secs() as i64,
+                nanos: d.subsec_nanos() as i32,
+            }),
+    }
+}
+
+/// Answers one Apply request; `Err` ends the stream.
+async fn apply_one(
+    applier: &Applier,
+    request: pb::ApplyRequest,
+) -> Result<pb::ApplyResponse, Status> {
+    let request_id = request.request_id.clone();
+    let rejected = |problems: Vec<String>| pb::ApplyResponse {
+        request_id: request_id.clone(),
+        result: Some(pb::apply_response::Result::Rejected(pb::Rejected {
+            problems,
+        })),
+    };
+    let update = match Update::try_from(request) {
+        Ok(u) => u,
+        Err(invalid) => {
+            info!(request_id = %request_id, problems = invalid.errors.len(), "rejected a malformed update");
+            crate::metrics::update_rejected();
+            return Ok(rejected(
+                invalid.errors.iter().map(ToString::to_string).collect(),
+            ));
+        }
+    };
+    let source = update.source.as_str();
+    let workspaces = update.workspaces().join(",");
+    match applier.apply(update).await {
+        Ok(revision) => {
+            info!(request_id = %request_id, source, workspaces, revision, "applied an update");
+            crate::metrics::update_accepted();
+            Ok(pb::ApplyResponse {
+                request_id,
+                result: Some(pb::apply_response::Result::Revision(convert::revision(
+                    revision,
+                ))),
+            })
+        }
+        Err(ApplyError::Rejected(e)) => {
+            info!(request_id = %request_id, source, workspaces, problems = e.problems.len(), "rejected an update");
+            crate::metrics::update_rejected();
+            Ok(rejected(
+                e.problems.iter().map(ToString::to_string).collect(),
+            ))
+        }
+        Err(e @ ApplyError::NotDurable(_)) => Err(ApiError::NotApplied {
+            request_id,
+            message: format!(
+                "{e}; this sidecar accepts no more updates until it restarts (reads go on at the \
+                 last applied revision)"
+            ),
+        }
+        .into()),
+        Err(e @ ApplyError::Failed) => Err(ApiError::NotApplied {
+            request_id,
+            message: e.to_string(),
+        }
+        .into()),
+    }
+}
+
+/// A Watch response stream: the queued events, then the reason it ended,
+/// if it did not end because the reader left.
+pub struct WatchStream {
+    rx: mpsc::Receiver<pb::WatchEvent>,
+    end: Arc<Mutex<Option<Status>>>,
+}
+
+impl Stream for WatchStream {
+    type Item = Result<pb::WatchEvent, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(event)) => Poll::Ready(Some(Ok(event))),
+            Poll::Ready(None) => Poll::Ready(
+                self.end
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take()
+                    .map(Err),
+            ),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::admin_server::Admin for AdminService {
+    type ApplyStream = ReceiverStream<Result<pb::ApplyResponse, Status>>;
+    type WatchStream = WatchStream;
+
+    async fn apply(
+        &self,
+        request: Request<Streaming<pb::ApplyRequest>>,
+    ) -> Result<Response<Self::ApplyStream>, Status> {
+        let mut inbound = request.into_inner();
+        let applier = Arc::clone(&self.applier);
+        let (tx, rx) = mpsc::channel(APPLY_QUEUE);
+        let open = crate::metrics::apply_stream_opened();
+        tokio::spawn(async move {
+            let _open = open; // counted until the stream's task ends
+            loop {
+                // An update being applied is finished and answered; only
+                // the wait for the next request is cut short at shutdown.
+                let next = tokio::select! {
+                    biased;
+                    () = applier.store().closed() => {
+                        let _ = tx.send(Err(ApiError::Store(StoreError::Closing).into())).await;
+                        return;
+                    }
+                    next = inbound.message() => next,
+                };
+                let request = match next {
+                    Ok(Some(r)) => r,
+                    Ok(None) => return,
+                    Err(status) => {
+                        // The client went away, or sent a message over
+                        // --max-message-bytes: RESOURCE_EXHAUSTED, as SPEC 5
+                        // says (tonic says OUT_OF_RANGE).
+                        debug!(error = %status, "Apply stream ended while reading a request");
+                        let status = match status.code() {
+                            Code::OutOfRange => Status::resource_exhausted(status.message()),
+                            _ => status,
+                        };
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                };
+                let answer = apply_one(&applier, request).await;
+                let last = answer.is_err();
+                if last {
+                    // Valid, but not made durable: nothing applied.
+                    crate::metrics::update_failed();
+                }
+                if tx.send(answer).await.is_err() || last {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn export(
+        &self,
+        request: Request<pb::ExportRequest>,
+    ) -> Result<Response<pb::ExportResponse>, Status> {
+        Ok(Response::new(self.export(request.get_ref())?))
+    }
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        Ok(Response::new(self.watch(request.get_ref())?))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        Ok(Response::new(self.status()))
+    }
+}

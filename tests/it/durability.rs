@@ -1,0 +1,297 @@
+//! Durability of the real binary (SPEC 6): every acknowledged update
+//! survives `kill -9` and a restart without the bootstrap snapshot; a torn
+//! last write is cut and the valid prefix served; a damaged snapshot stops
+//! the start with a clear message. Each test runs `rolecall serve` on Unix
+//! sockets in its own temporary directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use rolecall::pb;
+use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+use crate::support::*;
+
+/// One run of `rolecall serve` over the files of `dir`.
+struct Rolecall {
+    child: Child,
+    dir: PathBuf,
+    run: usize,
+}
+
+impl Rolecall {
+    /// Starts the binary on `dir`'s sockets, token and state dir, with
+    /// `extra` flags; `run` numbers its log files.
+    fn spawn(dir: &Path, run: usize, extra: &[&str]) -> Rolecall {
+        fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
+        let out = fs::File::create(dir.join(format!("run-{run}.out"))).unwrap();
+        let err = fs::File::create(dir.join(format!("run-{run}.err"))).unwrap();
+        let arg = |name: &str| dir.join(name).display().to_string();
+        let child = Command::new(env!("CARGO_BIN_EXE_rolecall"))
+            .arg("serve")
+            .args(["--listen", &format!("unix:{}", arg("authz.sock"))])
+            .args(["--admin-listen", &format!("unix:{}", arg("admin.sock"))])
+            .args(["--admin-token-file", &arg("token")])
+            .args(["--state-dir", &arg("state")])
+            .args(extra)
+            .env_remove("ROLECALL_SNAPSHOT")
+            .env_remove("ROLECALL_NO_DEMO")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        Rolecall {
+            child,
+            dir: dir.to_path_buf(),
+            run,
+        }
+    }
+
+    fn logs(&self) -> String {
+        let read = |ext: &str| {
+            fs::read_to_string(self.dir.join(format!("run-{}.{ext}", self.run))).unwrap_or_default()
+        };
+        format!("{}{}", read("out"), read("err"))
+    }
+
+    /// Waits until the admin listener answers health, then connects to both.
+    async fn ready(&mut self) -> (Channel, Channel) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("rolecall exited early ({status}):\n{}", self.logs());
+            }
+            let admin = self.dir.join("admin.sock");
+            if std::os::unix::net::UnixStream::connect(&admin).is_ok() {
+                let channel = connect_unix(&admin).await;
+                let up = HealthClient::new(channel.clone())
+                    .check(HealthCheckRequest {
+                        service: "rolecall.v1.Admin".into(),
+                    })
+                    .await
+                    .is_ok();
+                if up {
+                    return (connect_unix(&self.dir.join("authz.sock")).await, channel);
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rolecall did not start within 60 s:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no drain, no flush, nothing after the last fsync.
+    fn kill_9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Waits for the process to exit on its own.
+    fn exit(mut self) -> (ExitStatus, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, self.logs());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rolecall did not exit:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Rolecall {
+    fn drop(&mut self) {
+        // A failed test must not leave the server running: stop this pid.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn new_mini(i: usize) -> pb::ApplyRequest {
+    apply_json(&format!(
+        r#"{{"request_id":"mini-{i}","source":"admin","delta":{{"workspace":"sunrise-care","changes":[{{"upsert_resource":{{"type":"mini","id":"m-durable-{i}","labels":["site-a"]}}}}]}}}}"#
+    ))
+}
+
+/// Whether u-nurse may read Mini `m-durable-i`, and at which revision.
+async fn nurse_reads(
+    authz: &Channel,
+    i: usize,
+    consistency: Option<pb::Consistency>,
+) -> (bool, String) {
+    let r = rolecall::pb::authz_client::AuthzClient::new(authz.clone())
+        .check(pb::CheckRequest {
+            consistency,
+            ..check(
+                "sunrise-care",
+                "u-nurse",
+                "read",
+                existing("mini", &format!("m-durable-{i}")),
+            )
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    (r.allowed, r.revision)
+}
+
+async fn status_revision(admin: &Channel) -> String {
+    admin_client(admin, TOKEN)
+        .status(pb::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .revision
+}
+
+fn state_files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir.join("state"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix) && !n.ends_with(".tmp"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn acknowledged_updates_survive_kill_9_and_a_restart_without_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let boot = dir.path().join("bootstrap.yaml");
+    fs::write(&boot, rolecall::server::DEMO_SNAPSHOT).unwrap();
+    let boot_arg = boot.display().to_string();
+
+    // Compacting every 3 records: the restart reads a snapshot and a log.
+    let mut first = Rolecall::spawn(
+        dir.path(),
+        1,
+        &["--snapshot", &boot_arg, "--compact-every", "3"],
+    );
+    let (_, admin) = first.ready().await;
+    let mut apply = ApplyStream::open(&mut admin_client(&admin, TOKEN)).await;
+    for i in 1..=5 {
+        assert_eq!(apply.applied(new_mini(i)).await, (i + 1).to_string());
+    }
+    first.kill_9();
+
+    // The bootstrap file is gone: the state dir alone must serve revision 6.
+    fs::remove_file(&boot).unwrap();
+    let mut second = Rolecall::spawn(dir.path(), 2, &["--no-demo"]);
+    let (authz, admin) = second.ready().await;
+    assert_eq!(status_revision(&admin).await, "6");
+    for i in 1..=5 {
+        assert_eq!(
+            nurse_reads(&authz, i, exact("6")).await,
+            (true, "6".to_string()),
+            "mini {i} after the restart"
+        );
+    }
+    // Revisions go on from there.
+    let mut apply = ApplyStream::open(&mut admin_client(&admin, TOKEN)).await;
+    assert_eq!(apply.applied(new_mini(6)).await, "7");
+    second.kill_9();
+
+    let mut third = Rolecall::spawn(dir.path(), 3, &[]);
+    let (authz, _) = third.ready().await;
+    assert_eq!(nurse_reads(&authz, 6, None).await, (true, "7".to_string()));
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_cut_and_the_valid_prefix_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Rolecall::spawn(dir.path(), 1, &[]);
+    let (_, admin) = first.ready().await;
+    let mut apply = ApplyStream::open(&mut admin_client(&admin, TOKEN)).await;
+    for i in 1..=3 {
+        apply.applied(new_mini(i)).await;
+    }
+    first.kill_9();
+
+    // A crash in the middle of the next append: part of a record.
+    let log = state_files(dir.path(), "log-").pop().unwrap();
+    let good_len = fs::metadata(&log).unwrap().len();
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(b"\x40\x00\x00\x00torn write")
+        .unwrap();
+
+    let mut second = Rolecall::spawn(dir.path(), 2, &["--no-demo"]);
+    let (authz, admin) = second.ready().await;
+    assert_eq!(status_revision(&admin).await, "4");
+    assert_eq!(nurse_reads(&authz, 3, None).await, (true, "4".to_string()));
+    assert!(second.logs().contains("torn"), "{}", second.logs());
+    assert_eq!(fs::metadata(&log).unwrap().len(), good_len);
+
+    let mut apply = ApplyStream::open(&mut admin_client(&admin, TOKEN)).await;
+    assert_eq!(apply.applied(new_mini(4)).await, "5");
+    second.kill_9();
+    let mut third = Rolecall::spawn(dir.path(), 3, &[]);
+    let (authz, _) = third.ready().await;
+    assert_eq!(nurse_reads(&authz, 4, None).await, (true, "5".to_string()));
+}
+
+#[tokio::test]
+async fn a_corrupt_snapshot_stops_the_start_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Rolecall::spawn(dir.path(), 1, &[]);
+    first.ready().await;
+    first.kill_9();
+
+    // The bootstrap model is the state dir's first snapshot: damage it.
+    let snapshot = state_files(dir.path(), "snapshot-").pop().unwrap();
+    let mut bytes = fs::read(&snapshot).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0x20;
+    fs::write(&snapshot, bytes).unwrap();
+
+    let (status, logs) = Rolecall::spawn(dir.path(), 2, &[]).exit();
+    assert!(!status.success(), "{status}: {logs}");
+    let name = snapshot.file_name().unwrap().to_str().unwrap();
+    assert!(
+        logs.contains(name) && logs.contains("checksum") && logs.contains("backup"),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn an_admin_listener_without_a_token_file_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = Command::new(env!("CARGO_BIN_EXE_rolecall"))
+        .arg("serve")
+        .args(["--listen", &format!("unix:{}", d.join("a.sock").display())])
+        .args([
+            "--admin-listen",
+            &format!("unix:{}", d.join("b.sock").display()),
+        ])
+        .env_remove("ROLECALL_ADMIN_TOKEN_FILE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--admin-token-file"), "{err}");
+    assert!(!d.join("a.sock").exists(), "nothing listens");
+}
