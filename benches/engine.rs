@@ -1,0 +1,310 @@
+//! Engine benchmarks on the `small` and `large` synthetic models, built in
+//! memory by `rolecall::gen` (no files).
+//!
+//! ```text
+//! cargo bench --bench engine                      # everything, a few minutes
+//! cargo bench --bench engine -- check/            # one group
+//! ROLECALL_BENCH_MODELS=small cargo bench --bench engine   # skip `large`
+//! ```
+//!
+//! - `check/<model>/from_strings`: what a Check RPC does once decoded: find
+//!   the workspace, parse `type:id`, resolve the resource and the action,
+//!   decide. Round-robin over 4,096 requests of the realistic mix
+//!   (`gen::generate_requests`); the time is per check.
+//! - `check/<model>/resolved`: the decision alone, on requests resolved
+//!   beforehand (the subject is still looked up by id).
+//! - `list_visible/<model>/...`: the first page of 1,000 record ids for a
+//!   lead (who may read every record) and for a site nurse, and every page
+//!   of 1,000 for `u-wide-reader`, a user added to see about 100,000 records
+//!   (`gen::add_wide_reader`; the generated mix has nobody between a few
+//!   thousand and all records).
+//! - `list_subjects/<model>/record`: every user who may read one record,
+//!   with the bindings that grant it.
+//! - `build/small`: validation and indexing of the whole `small` model.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use rolecall::engine::{CompiledWorkspace, Resolved, ResourceQuery, Snapshot};
+use rolecall::gen::{self, GenOptions, GenRequest, Preset};
+use rolecall::model::schema::PermId;
+use rolecall::model::SnapshotSpec;
+
+/// Requests in the round-robin set (a power of two).
+const REQUESTS: usize = 4096;
+const PAGE: usize = 1000;
+
+struct Model {
+    name: &'static str,
+    spec: SnapshotSpec,
+    snap: Snapshot,
+    requests: Vec<GenRequest>,
+    /// A user who may read every record.
+    lead: String,
+    /// A site nurse: `record_all_viewer` plus `viewer` at 1–3 labels.
+    nurse: String,
+    /// `u-wide-reader` and how many records it may read.
+    wide: (String, usize),
+    /// A record carrying two labels, for list_subjects.
+    record: String,
+}
+
+fn model(name: &'static str, preset: Preset) -> Model {
+    let t0 = Instant::now();
+    let opts = GenOptions {
+        requests: REQUESTS,
+        ..GenOptions::preset(preset)
+    };
+    let mut spec = gen::generate(&opts);
+    let requests = gen::generate_requests(&spec, &opts);
+    let wide = gen::add_wide_reader(&mut spec.workspaces[0], 100_000);
+    let snap = match Snapshot::from_spec(&spec) {
+        Ok(s) => s,
+        Err(e) => panic!("the generated {name} model is invalid: {e}"),
+    };
+    let ws = &spec.workspaces[0];
+    let active = |u: &&rolecall::model::spec::UserSpec| u.status.is_active();
+    let has = |u: &rolecall::model::spec::UserSpec, roles: &[&str]| {
+        let mut rs: Vec<&str> = u.bindings.iter().map(|b| b.role.as_str()).collect();
+        rs.sort_unstable();
+        rs.dedup();
+        rs == roles
+    };
+    let lead = ws
+        .users
+        .iter()
+        .filter(active)
+        .find(|u| has(u, &["mini_all_viewer", "record_all_viewer"]))
+        .map(|u| u.id.clone())
+        .unwrap_or_default();
+    let nurse = ws
+        .users
+        .iter()
+        .filter(active)
+        .find(|u| has(u, &["record_all_viewer", "viewer"]) && u.bindings.len() == 3)
+        .map(|u| u.id.clone())
+        .unwrap_or_default();
+    let record = ws
+        .resources
+        .iter()
+        .find(|r| r.type_ == "record" && r.labels.len() == 2)
+        .map(|r| format!("record:{}", r.id))
+        .unwrap_or_default();
+    eprintln!(
+        "{name}: generated and built in {:.1}s; lead {lead}, nurse {nurse}, {} may read {} records; list_subjects on {record}",
+        t0.elapsed().as_secs_f64(),
+        wide.0,
+        wide.1
+    );
+    Model {
+        name,
+        spec,
+        snap,
+        requests,
+        lead,
+        nurse,
+        wide,
+        record,
+    }
+}
+
+fn workspace(m: &Model) -> &Arc<CompiledWorkspace> {
+    match m.snap.workspace("bench") {
+        Some(w) => w,
+        None => panic!("no workspace bench"),
+    }
+}
+
+/// A Check as the API runs it, from strings.
+#[inline]
+fn check_from_strings(snap: &Snapshot, r: &GenRequest) -> bool {
+    let Some(ws) = snap.workspace(&r.workspace) else {
+        return false;
+    };
+    let Some(q) = ResourceQuery::parse_key(&r.resource) else {
+        return false;
+    };
+    let Ok((t, resolved)) = ws.resolve(&q) else {
+        return false;
+    };
+    let Ok((_, perm)) = ws.perm("action", &ws.model.schema.ty(t).name, r.action) else {
+        return false;
+    };
+    ws.decide(&r.subject, perm, &resolved).allowed()
+}
+
+fn resolved(m: &Model) -> Vec<(String, PermId, Resolved)> {
+    let ws = workspace(m);
+    m.requests
+        .iter()
+        .filter_map(|r| {
+            let q = ResourceQuery::parse_key(&r.resource)?;
+            let (t, res) = ws.resolve(&q).ok()?;
+            let (_, perm) = ws
+                .perm("action", &ws.model.schema.ty(t).name, r.action)
+                .ok()?;
+            Some((r.subject.clone(), perm, res))
+        })
+        .collect()
+}
+
+fn bench_check(c: &mut Criterion, m: &Model) {
+    let allowed = m
+        .requests
+        .iter()
+        .filter(|r| check_from_strings(&m.snap, r))
+        .count();
+    eprintln!(
+        "{}: {allowed} of {} benchmark requests allowed",
+        m.name,
+        m.requests.len()
+    );
+    let mut g = c.benchmark_group(format!("check/{}", m.name));
+    let mut i = 0usize;
+    g.bench_function("from_strings", |b| {
+        b.iter(|| {
+            let r = &m.requests[i % REQUESTS];
+            i = i.wrapping_add(1);
+            black_box(check_from_strings(&m.snap, black_box(r)))
+        })
+    });
+    let pre = resolved(m);
+    let ws = workspace(m);
+    let mut i = 0usize;
+    g.bench_function("resolved", |b| {
+        b.iter(|| {
+            let (s, perm, res) = &pre[i % pre.len()];
+            i = i.wrapping_add(1);
+            black_box(ws.decide(black_box(s), *perm, black_box(res)).allowed())
+        })
+    });
+    g.finish();
+}
+
+/// Walks every page; returns how many ids came back.
+fn all_pages(ws: &CompiledWorkspace, subject: &str) -> usize {
+    let mut n = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let page = match ws.list_visible(subject, "record", "read", None, after.as_deref(), PAGE) {
+            Ok(p) => p,
+            Err(e) => panic!("list_visible: {e}"),
+        };
+        n += page.items.len();
+        match page.next_after {
+            Some(a) => after = Some(a),
+            None => return n,
+        }
+    }
+}
+
+fn first_page(ws: &CompiledWorkspace, subject: &str) -> usize {
+    match ws.list_visible(subject, "record", "read", None, None, PAGE) {
+        Ok(p) => p.items.len(),
+        Err(e) => panic!("list_visible: {e}"),
+    }
+}
+
+fn bench_lists(c: &mut Criterion, m: &Model) {
+    let ws = workspace(m);
+    let mut g = c.benchmark_group(format!("list_visible/{}", m.name));
+    g.sample_size(10);
+    g.bench_function("first_page_1000/lead", |b| {
+        b.iter(|| black_box(first_page(ws, black_box(&m.lead))))
+    });
+    g.bench_function("first_page_1000/nurse", |b| {
+        b.iter(|| black_box(first_page(ws, black_box(&m.nurse))))
+    });
+    let t = Instant::now();
+    let n = all_pages(ws, &m.wide.0);
+    eprintln!(
+        "{}: {} sees {n} records ({} expected) in {} pages; one walk took {:.1} ms",
+        m.name,
+        m.wide.0,
+        m.wide.1,
+        n.div_ceil(PAGE),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    g.bench_function(format!("all_pages_1000/wide_reader_{}k", n / 1000), |b| {
+        b.iter(|| black_box(all_pages(ws, black_box(&m.wide.0))))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group(format!("list_subjects/{}", m.name));
+    g.sample_size(20);
+    let q = ResourceQuery::parse_key(&m.record);
+    let (perm, target) = match q.map(|q| ws.resolve(&q)) {
+        Some(Ok((t, target))) => match ws.perm("action", &ws.model.schema.ty(t).name, "read") {
+            Ok((_, perm)) => (perm, target),
+            Err(e) => panic!("{e}"),
+        },
+        _ => panic!("cannot resolve {}", m.record),
+    };
+    let n = ws
+        .list_subjects(perm, &target, None, usize::MAX)
+        .items
+        .len();
+    eprintln!(
+        "{}: {n} of {} users may read {}",
+        m.name,
+        ws.model.users.len(),
+        m.record
+    );
+    g.bench_function("record_read_all", |b| {
+        b.iter(|| black_box(ws.list_subjects(perm, black_box(&target), None, usize::MAX)))
+    });
+    g.bench_function("record_read_page_100", |b| {
+        b.iter(|| black_box(ws.list_subjects(perm, black_box(&target), None, 100)))
+    });
+    g.finish();
+}
+
+fn bench_build(c: &mut Criterion, m: &Model) {
+    let mut g = c.benchmark_group("build");
+    g.sample_size(10);
+    g.bench_function(m.name, |b| {
+        b.iter(|| match Snapshot::from_spec(black_box(&m.spec)) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        })
+    });
+    g.finish();
+}
+
+fn wanted(name: &str) -> bool {
+    match std::env::var("ROLECALL_BENCH_MODELS") {
+        Ok(v) => v.split(',').any(|m| m.trim() == name),
+        Err(_) => true,
+    }
+}
+
+fn engine(c: &mut Criterion) {
+    if wanted("small") {
+        let small = model("small", Preset::Small);
+        bench_check(c, &small);
+        bench_lists(c, &small);
+        bench_build(c, &small);
+    }
+    if wanted("large") {
+        let large = model("large", Preset::Large);
+        bench_check(c, &large);
+        bench_lists(c, &large);
+    }
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30)
+        .configure_from_args()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = engine
+}
+criterion_main!(benches);
