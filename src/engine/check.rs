@@ -153,7 +153,7 @@ impl CompiledWorkspace {
     }
 
     /// Rules 2–4 and the rank rule for an active user.
-    fn rule_for_target(
+    pub(crate) fn rule_for_target(
         &self,
         u: UserIdx,
         perm: PermId,

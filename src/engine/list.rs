@@ -3,8 +3,8 @@
 
 use roaring::RoaringBitmap;
 
-use super::check::{Resolved, Target};
-use super::decision::{BindingView, RequestError};
+use super::check::Resolved;
+use super::decision::{BindingView, Reason, RequestError};
 use super::CompiledWorkspace;
 use crate::model::schema::{PermId, TypeId};
 use crate::model::workspace::{ResIdx, UserIdx};
@@ -24,6 +24,15 @@ impl<T> Default for Page<T> {
             next_after: None,
         }
     }
+}
+
+/// Candidates for a list, narrowed by set algebra; each is then decided by
+/// [`CompiledWorkspace::accepts`].
+struct Plan {
+    candidates: RoaringBitmap,
+    /// When set, a candidate's parent must be among these (reach, tested
+    /// lazily because the readable parents cover most candidates).
+    readable_parents: Option<RoaringBitmap>,
 }
 
 /// A user allowed an action, with the bindings that give it.
@@ -69,31 +78,30 @@ impl CompiledWorkspace {
                 }
             }
         };
-        let Some(u) = self.model.user_idx(subject) else {
+        let Some(u) = self.index.user(&self.model, subject) else {
             return Ok(Page::default());
         };
-        let visible = self.visible_set(u, t, perm, parent);
+        let Some(plan) = self.plan(u, t, perm, parent) else {
+            return Ok(Page::default());
+        };
         let range = self.model.resources.of_type(t);
         let start = match after {
             None => range.start,
             Some(a) => self.first_after(range.clone(), a),
         };
-        let mut items = Vec::with_capacity(limit.min(visible.len() as usize));
-        let mut last = None;
-        for r in visible.range(start..range.end) {
-            if items.len() == limit {
-                return Ok(Page {
-                    items,
-                    next_after: last,
-                });
-            }
-            let id = self.model.resources.id(r).to_string();
-            last = Some(id.clone());
-            items.push(id);
+        // Lazily: only as many candidates are tested as the page needs.
+        let mut visible = plan
+            .candidates
+            .range(start..range.end)
+            .filter(|&r| self.accepts(u, perm, &plan, r));
+        let mut items = Vec::with_capacity(limit.min(1024));
+        for r in visible.by_ref().take(limit) {
+            items.push(self.model.resources.id(r).to_string());
         }
+        let more = visible.next().is_some();
         Ok(Page {
+            next_after: if more { items.last().cloned() } else { None },
             items,
-            next_after: None,
         })
     }
 
@@ -121,14 +129,28 @@ impl CompiledWorkspace {
         perm: PermId,
         parent: Option<ResIdx>,
     ) -> RoaringBitmap {
+        match self.plan(u, t, perm, parent) {
+            Some(plan) => plan
+                .candidates
+                .iter()
+                .filter(|&r| self.accepts(u, perm, &plan, r))
+                .collect(),
+            None => RoaringBitmap::new(),
+        }
+    }
+
+    /// Narrows the resources of type `t` down to a superset of what user
+    /// `u` may act on with `perm`, with set algebra on the indexes; `None`
+    /// when nothing can be visible. [`Self::accepts`] decides each one.
+    fn plan(&self, u: UserIdx, t: TypeId, perm: PermId, parent: Option<ResIdx>) -> Option<Plan> {
         let ws = &self.model;
         if !ws.users[u as usize].active || !self.feature_on(t, perm) {
-            return RoaringBitmap::new();
+            return None;
         }
         let range = ws.resources.of_type(t);
         let ix = &self.index.users[u as usize];
 
-        // A superset of what is granted on the resources themselves.
+        // What is granted on the resources themselves.
         let mut candidates = RoaringBitmap::new();
         if ix.workspace_perms.contains(perm) {
             candidates.insert_range(range.clone());
@@ -143,54 +165,69 @@ impl CompiledWorkspace {
                     self.add_subtree(r, t, &mut candidates);
                 }
             }
+            let mut in_range = RoaringBitmap::new();
+            in_range.insert_range(range);
+            candidates &= in_range;
         }
-        let mut in_range = RoaringBitmap::new();
-        in_range.insert_range(range);
-        candidates &= in_range;
         if let Some(p) = parent {
             let children: RoaringBitmap = self.index.children(p).iter().copied().collect();
             candidates &= children;
         }
-        // Reach: keep only children of parents the user may read.
-        if let Some(pt) = ws.schema.ty(t).parent {
-            if let Some(read) = ws.schema.ty(pt).action("read") {
-                let pperm = ws.schema.ty(pt).perm(read);
-                let pscope = parent.and_then(|p| ws.resources.parent_of(p));
-                let readable_parents = match parent {
-                    // Only the given parent can hold direct children.
-                    Some(p) => {
-                        let one = Resolved::Target(Target {
-                            type_: pt,
-                            this: Some(p),
-                            parent: pscope,
-                            labels: ws.resources.labels(p).iter().copied().collect(),
-                        });
-                        if self.decide_user(u, pperm, &one).allowed() {
-                            std::iter::once(p).collect()
-                        } else {
-                            RoaringBitmap::new()
-                        }
-                    }
-                    None => self.visible_set(u, pt, pperm, None),
-                };
-                let mut reachable = RoaringBitmap::new();
-                for p in &readable_parents {
-                    reachable.extend(self.index.children(p).iter().copied());
-                }
-                candidates &= reachable;
-            } else {
-                candidates.clear();
+        let mut plan = Plan {
+            candidates,
+            readable_parents: None,
+        };
+        // Reach (rule 4): the parent must be readable.
+        let Some(pt) = ws.schema.ty(t).parent else {
+            return Some(plan);
+        };
+        let pty = ws.schema.ty(pt);
+        let pperm = pty.perm(pty.action("read")?);
+        if let Some(p) = parent {
+            // Only the given parent holds direct children.
+            let res = &ws.resources;
+            let readable =
+                self.rule_for_target(u, pperm, pt, Some(p), res.parent_of(p), res.labels(p))
+                    == Reason::Granted;
+            return readable.then_some(plan);
+        }
+        let readable = self.visible_set(u, pt, pperm, None);
+        // Few children under the readable parents: intersect with them.
+        // Many: test each candidate's parent as it comes (lazily).
+        let reachable: u64 = readable
+            .iter()
+            .map(|p| self.index.children(p).len() as u64)
+            .sum();
+        if reachable < plan.candidates.len() {
+            let mut children = RoaringBitmap::new();
+            for p in &readable {
+                children.extend(self.index.children(p).iter().copied());
+            }
+            plan.candidates &= children;
+        } else {
+            plan.readable_parents = Some(readable);
+        }
+        Some(plan)
+    }
+
+    /// The exact rule for one candidate of a [`Plan`], as `check` decides it.
+    #[inline]
+    fn accepts(&self, u: UserIdx, perm: PermId, plan: &Plan, r: ResIdx) -> bool {
+        let res = &self.model.resources;
+        let parent = res.parent_of(r);
+        if let Some(readable) = &plan.readable_parents {
+            if !parent.is_some_and(|p| readable.contains(p)) {
+                return false;
             }
         }
-        // The exact rule, resource by resource, on what is left.
-        candidates
-            .iter()
-            .filter(|&r| {
-                let res = &ws.resources;
-                self.granted_here(u, perm, Some(r), res.parent_of(r), res.labels(r))
-                    && (t != crate::model::schema::ROLE_TYPE || self.rank_allows(u, Some(r)))
-            })
-            .collect()
+        self.granted_here(u, perm, Some(r), parent, res.labels(r))
+            && self.rank_ok(u, res.type_of[r as usize], r)
+    }
+
+    /// The rank rule, for resources of type `role` only.
+    #[inline]
+    fn rank_ok(&self, u: UserIdx, t: TypeId, r: ResIdx) -> bool {
+        t != crate::model::schema::ROLE_TYPE || self.rank_allows(u, Some(r))
     }
 
     /// `r` if it is of type `t`, else its descendants of type `t`.
