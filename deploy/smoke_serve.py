@@ -129,6 +129,7 @@ def main():
     token = os.path.join(tmp, "token")
     with open(token, "w") as f:
         f.write("smoke-test-token\n")
+    os.chmod(token, 0o600)  # rolecall refuses a token file readable by others
     run_env["ROLECALL_ADMIN_TOKEN_FILE"] = token
     if "ROLECALL_SNAPSHOT" in env:
         cms = [d for d in docs if d["kind"] == "ConfigMap"]

@@ -20,7 +20,8 @@
 //!   retained revisions, and (in `store::apply`) the single write path:
 //!   validate, log durably, publish.
 //! - [`api`]: the tonic services; the one place errors become `tonic::Status`.
-//! - [`server`]: listeners, health, reflection and graceful shutdown.
+//! - [`server`]: listeners, health, reflection, graceful shutdown, and the
+//!   layer that turns a panicking call into INTERNAL for that call only.
 //! - [`metrics`]: Prometheus metrics on `--metrics-listen`: per-RPC
 //!   decisions and latency, the revision, model sizes, Admin updates.
 

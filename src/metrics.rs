@@ -15,6 +15,7 @@
 //! | `rolecall_seats_in_use` | `workspace` | users who consume a seat (SPEC 1.4) |
 //! | `rolecall_updates_total` | `result` | Admin updates `accepted` (applied and durable), `rejected` (malformed or breaking a rule) or `failed` (valid, but could not be made durable) |
 //! | `rolecall_apply_streams` | | Admin `Apply` streams open now |
+//! | `rolecall_panics_total` | `rpc` | calls (or Apply/Watch stream tasks) that panicked and were answered INTERNAL; counted by `server::catch_panic`, present once one has happened |
 //!
 //! `rpc` is `check`, `check_batch`, `list_visible` or `list_subjects`.
 //!

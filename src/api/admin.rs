@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::UNIX_EPOCH;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Code, Request, Response, Status, Streaming};
@@ -38,6 +38,7 @@ use crate::admin_convert::parse_revision;
 use crate::model::delta::Update;
 use crate::model::lint::lint;
 use crate::pb;
+use crate::server::catch_panic::spawn_supervised;
 use crate::store::apply::{Applier, ApplyError, Event, WatchError};
 use crate::store::{Store, StoreError};
 
@@ -46,10 +47,35 @@ const APPLY_QUEUE: usize = 16;
 /// Events queued per Watch stream before its reader must catch up.
 const WATCH_QUEUE: usize = 64;
 
+/// How many Admin streams may be open at once, set by `rolecall serve`
+/// flags. A stream over the limit is refused at once with
+/// RESOURCE_EXHAUSTED; the open ones are not disturbed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminLimits {
+    /// Open `Apply` streams (`--max-apply-streams`).
+    pub max_apply_streams: usize,
+    /// Open `Watch` streams (`--max-watchers`).
+    pub max_watchers: usize,
+}
+
+impl Default for AdminLimits {
+    fn default() -> Self {
+        AdminLimits {
+            max_apply_streams: 8,
+            max_watchers: 64,
+        }
+    }
+}
+
 /// The Admin service over the write path.
 #[derive(Debug, Clone)]
 pub struct AdminService {
     applier: Arc<Applier>,
+    limits: AdminLimits,
+    /// One permit per open Apply stream, held by its task.
+    apply_streams: Arc<Semaphore>,
+    /// One permit per open Watch stream, held by its task.
+    watchers: Arc<Semaphore>,
 }
 
 /// The Admin server as mounted: every call passes [`AdminAuth`] first.
@@ -60,7 +86,29 @@ pub type AuthenticatedAdmin = tonic::service::interceptor::InterceptedService<
 
 impl AdminService {
     pub fn new(applier: Arc<Applier>) -> Self {
-        AdminService { applier }
+        AdminService::with_limits(applier, AdminLimits::default())
+    }
+
+    pub fn with_limits(applier: Arc<Applier>, limits: AdminLimits) -> Self {
+        AdminService {
+            applier,
+            limits,
+            apply_streams: Arc::new(Semaphore::new(limits.max_apply_streams)),
+            watchers: Arc::new(Semaphore::new(limits.max_watchers)),
+        }
+    }
+
+    /// A slot for one more stream, or RESOURCE_EXHAUSTED naming the flag.
+    fn stream_slot(
+        semaphore: &Arc<Semaphore>,
+        rpc: &'static str,
+        max: usize,
+        flag: &'static str,
+    ) -> Result<OwnedSemaphorePermit, ApiError> {
+        Arc::clone(semaphore).try_acquire_owned().map_err(|_| {
+            info!(rpc, max, "refused a stream: too many open");
+            ApiError::TooManyStreams { rpc, max, flag }
+        })
     }
 
     fn store(&self) -> &Arc<Store> {
@@ -140,6 +188,12 @@ impl AdminService {
             field: "from_revision",
             message,
         })?;
+        let slot = Self::stream_slot(
+            &self.watchers,
+            "Watch",
+            self.limits.max_watchers,
+            "--max-watchers",
+        )?;
         let mut watcher = self.applier.watch(from).map_err(ApiError::Watch)?;
         let (tx, rx) = mpsc::channel(WATCH_QUEUE);
         let end = Arc::new(Mutex::new(None));
@@ -154,25 +208,37 @@ impl AdminService {
             *end.lock().unwrap_or_else(PoisonError::into_inner) =
                 Some(Status::from(ApiError::Watch(e)));
         };
-        tokio::spawn(async move {
-            loop {
-                let permit = tokio::select! {
-                    permit = tx.reserve() => match permit {
-                        Ok(p) => p,
-                        Err(_) => return, // the reader is gone
-                    },
-                    e = watcher.fallen_behind() => return fail(e),
-                };
-                let next = tokio::select! {
-                    next = watcher.next() => next,
-                    () = tx.closed() => return,
-                };
-                match next {
-                    Ok(event) => permit.send(watch_event(&event)),
-                    Err(e) => return fail(e),
+        // A panic in the task ends the stream with INTERNAL (the sender
+        // clone keeps the stream open until that status is set).
+        let (panic_end, panic_tx) = (Arc::clone(&stream.end), tx.clone());
+        let on_panic = move |status: Status| async move {
+            *panic_end.lock().unwrap_or_else(PoisonError::into_inner) = Some(status);
+            drop(panic_tx);
+        };
+        spawn_supervised(
+            "Watch",
+            async move {
+                let _slot = slot; // held until the stream's task ends
+                loop {
+                    let permit = tokio::select! {
+                        permit = tx.reserve() => match permit {
+                            Ok(p) => p,
+                            Err(_) => return, // the reader is gone
+                        },
+                        e = watcher.fallen_behind() => return fail(e),
+                    };
+                    let next = tokio::select! {
+                        next = watcher.next() => next,
+                        () = tx.closed() => return,
+                    };
+                    match next {
+                        Ok(event) => permit.send(watch_event(&event)),
+                        Err(e) => return fail(e),
+                    }
                 }
-            }
-        });
+            },
+            on_panic,
+        );
         Ok(stream)
     }
 }
@@ -292,50 +358,67 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<Streaming<pb::ApplyRequest>>,
     ) -> Result<Response<Self::ApplyStream>, Status> {
+        let slot = Self::stream_slot(
+            &self.apply_streams,
+            "Apply",
+            self.limits.max_apply_streams,
+            "--max-apply-streams",
+        )?;
         let mut inbound = request.into_inner();
         let applier = Arc::clone(&self.applier);
         let (tx, rx) = mpsc::channel(APPLY_QUEUE);
         let open = crate::metrics::apply_stream_opened();
-        tokio::spawn(async move {
-            let _open = open; // counted until the stream's task ends
-            loop {
-                // An update being applied is finished and answered; only
-                // the wait for the next request is cut short at shutdown.
-                let next = tokio::select! {
-                    biased;
-                    () = applier.store().closed() => {
-                        let _ = tx.send(Err(ApiError::Store(StoreError::Closing).into())).await;
+        // A panic in the task ends the stream with INTERNAL, never with a
+        // clean end the client could take for "all answered".
+        let panic_tx = tx.clone();
+        let on_panic = move |status: Status| async move {
+            let _ = panic_tx.send(Err(status)).await;
+        };
+        spawn_supervised(
+            "Apply",
+            async move {
+                let _open = open; // counted until the stream's task ends
+                let _slot = slot;
+                loop {
+                    // An update being applied is finished and answered; only
+                    // the wait for the next request is cut short at shutdown.
+                    let next = tokio::select! {
+                        biased;
+                        () = applier.store().closed() => {
+                            let _ = tx.send(Err(ApiError::Store(StoreError::Closing).into())).await;
+                            return;
+                        }
+                        next = inbound.message() => next,
+                    };
+                    let request = match next {
+                        Ok(Some(r)) => r,
+                        Ok(None) => return,
+                        Err(status) => {
+                            // The client went away, or sent a message over
+                            // --max-message-bytes: RESOURCE_EXHAUSTED, as SPEC 5
+                            // says (tonic says OUT_OF_RANGE).
+                            debug!(error = %status, "Apply stream ended while reading a request");
+                            let status = match status.code() {
+                                Code::OutOfRange => Status::resource_exhausted(status.message()),
+                                _ => status,
+                            };
+                            let _ = tx.send(Err(status)).await;
+                            return;
+                        }
+                    };
+                    let answer = apply_one(&applier, request).await;
+                    let last = answer.is_err();
+                    if last {
+                        // Valid, but not made durable: nothing applied.
+                        crate::metrics::update_failed();
+                    }
+                    if tx.send(answer).await.is_err() || last {
                         return;
                     }
-                    next = inbound.message() => next,
-                };
-                let request = match next {
-                    Ok(Some(r)) => r,
-                    Ok(None) => return,
-                    Err(status) => {
-                        // The client went away, or sent a message over
-                        // --max-message-bytes: RESOURCE_EXHAUSTED, as SPEC 5
-                        // says (tonic says OUT_OF_RANGE).
-                        debug!(error = %status, "Apply stream ended while reading a request");
-                        let status = match status.code() {
-                            Code::OutOfRange => Status::resource_exhausted(status.message()),
-                            _ => status,
-                        };
-                        let _ = tx.send(Err(status)).await;
-                        return;
-                    }
-                };
-                let answer = apply_one(&applier, request).await;
-                let last = answer.is_err();
-                if last {
-                    // Valid, but not made durable: nothing applied.
-                    crate::metrics::update_failed();
                 }
-                if tx.send(answer).await.is_err() || last {
-                    return;
-                }
-            }
-        });
+            },
+            on_panic,
+        );
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 

@@ -6,12 +6,13 @@
 //! The token is never logged, echoed in an error, or shown by `Debug`.
 
 use std::fmt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::status::ApiError;
 
@@ -35,6 +36,8 @@ pub enum TokenError {
     },
     #[error("the admin token file {} is empty", path.display())]
     Empty { path: PathBuf },
+    #[error("the admin token file {} is readable by every user of the machine (mode {mode:03o}): refusing to start; restrict it with `chmod 600 {}` (or 640 for a trusted group)", path.display(), path.display())]
+    ReadableByOthers { path: PathBuf, mode: u32 },
     #[error("the admin token in {} has a space, a control character or a non-ASCII character (only one trailing newline is removed); a token must be printable ASCII to travel in a header", path.display())]
     Unprintable { path: PathBuf },
 }
@@ -42,7 +45,36 @@ pub enum TokenError {
 impl BearerToken {
     /// Reads the token from a file; one trailing newline (`\n` or `\r\n`)
     /// is removed, anything else must be printable ASCII.
+    ///
+    /// The file must not be readable by others (mode & 0o004): such a file
+    /// is refused, naming it and `chmod 600`. A group-readable one is
+    /// accepted with a warning (Kubernetes mounts the Secret 0440 for the
+    /// pod's `fsGroup`, which is fine when that group is the pod's own).
     pub fn from_file(path: &Path) -> Result<BearerToken, TokenError> {
+        let read_error = |source| TokenError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        // The mode of the file itself: a Kubernetes Secret is a symlink.
+        let mode = std::fs::metadata(path)
+            .map_err(read_error)?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o004 != 0 {
+            return Err(TokenError::ReadableByOthers {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+        if mode & 0o040 != 0 {
+            warn!(
+                file = %path.display(),
+                mode = format!("{mode:03o}"),
+                "the admin token file is readable by its group: make sure only this service's \
+                 user is in it, or `chmod 600` the file"
+            );
+        }
         let bytes = std::fs::read(path).map_err(|source| TokenError::Read {
             path: path.to_path_buf(),
             source,
@@ -200,6 +232,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         std::fs::write(&path, "abc\r\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(BearerToken::from_file(&path).unwrap().matches(b"abc"));
         std::fs::write(&path, "\n").unwrap();
         assert!(matches!(

@@ -13,7 +13,7 @@ pub mod status;
 
 use std::time::Duration;
 
-pub use admin::AdminService;
+pub use admin::{AdminLimits, AdminService};
 pub use auth::{AdminAuth, BearerToken};
 pub use authz::AuthzService;
 pub use status::ApiError;

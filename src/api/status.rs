@@ -51,6 +51,12 @@ pub enum ApiError {
     },
     /// A Watch stream that cannot start (too old) or go on (fell behind).
     Watch(WatchError),
+    /// As many streams of this RPC are open as its flag allows.
+    TooManyStreams {
+        rpc: &'static str,
+        max: usize,
+        flag: &'static str,
+    },
 }
 
 impl ApiError {
@@ -69,7 +75,9 @@ impl ApiError {
                 StoreError::NotReached { .. } => Code::DeadlineExceeded,
                 StoreError::RevisionNotAfter { .. } => Code::Internal,
             },
-            ApiError::BatchTooLarge { .. } => Code::ResourceExhausted,
+            ApiError::BatchTooLarge { .. } | ApiError::TooManyStreams { .. } => {
+                Code::ResourceExhausted
+            }
             ApiError::InBatch { error, .. } => error.code(),
             ApiError::Unauthenticated(_) => Code::Unauthenticated,
             ApiError::NotApplied { .. } => Code::Unavailable,
@@ -118,6 +126,11 @@ impl fmt::Display for ApiError {
                 message,
             } => write!(f, "request \"{request_id}\": {message}"),
             ApiError::Watch(e) => write!(f, "from_revision: {e}"),
+            ApiError::TooManyStreams { rpc, max, flag } => write!(
+                f,
+                "{max} {rpc} streams are open, the most this sidecar allows ({flag}); close one \
+                 or retry later"
+            ),
         }
     }
 }

@@ -37,15 +37,35 @@ fn problem(place: String, message: String) -> Problem {
     Problem::new(rule, place, message)
 }
 
-/// Reads a snapshot file (not yet validated).
+/// The largest snapshot file [`read_snapshot_file`] reads (256 MiB). A
+/// file is parsed whole in memory, and the parsed model takes several times
+/// its size, so a larger one is refused before a byte of it is read.
+pub const MAX_SNAPSHOT_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Reads a snapshot file (not yet validated); one over
+/// [`MAX_SNAPSHOT_FILE_BYTES`] is refused with rule `limit`.
 pub fn read_snapshot_file(path: &Path) -> Result<SnapshotSpec, InvalidSnapshot> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| InvalidSnapshot {
+    let unreadable = |e: std::io::Error| InvalidSnapshot {
         problems: vec![Problem::new(
             Rule::Syntax,
             origin.clone(),
             format!("cannot read file: {e}"),
         )],
-    })?;
+    };
+    let size = std::fs::metadata(path).map_err(unreadable)?.len();
+    if size > MAX_SNAPSHOT_FILE_BYTES {
+        return Err(InvalidSnapshot {
+            problems: vec![Problem::new(
+                Rule::Limit,
+                origin.clone(),
+                format!(
+                    "the file is {size} bytes, over the limit of {MAX_SNAPSHOT_FILE_BYTES} bytes \
+                     for a snapshot file"
+                ),
+            )],
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(unreadable)?;
     from_text(&text, &origin)
 }

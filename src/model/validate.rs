@@ -16,6 +16,11 @@ use super::workspace::{
     Binding, Group, PendingResource, Policy, Resources, Role, Scope, User, Workspace,
 };
 
+/// The most labels one resource may carry (rule `limit`). Labels are meant
+/// for a few sites or teams per resource; the bound keeps one resource's
+/// index entries, and the work of an update that touches it, small.
+pub const MAX_LABELS_PER_RESOURCE: usize = 64;
+
 /// Validates every workspace of a snapshot; workspace ids must be unique.
 pub fn validate_snapshot(spec: &SnapshotSpec) -> Result<Vec<Workspace>, InvalidSnapshot> {
     let mut problems = Vec::new();
@@ -391,6 +396,18 @@ impl Validator {
                     Rule::Duplicate,
                     &item,
                     format!("resource \"{}:{}\" is listed twice", r.type_, r.id),
+                );
+                continue;
+            }
+            if r.labels.len() > MAX_LABELS_PER_RESOURCE {
+                self.report(
+                    Rule::Limit,
+                    &item,
+                    format!(
+                        "{} labels are over the limit of {MAX_LABELS_PER_RESOURCE} labels per \
+                         resource",
+                        r.labels.len()
+                    ),
                 );
                 continue;
             }

@@ -19,6 +19,7 @@
 //! finish within `--shutdown-grace-seconds`, and [`Sidecar::run`] returns
 //! `Ok` (so the process exits 0) even if the grace period ran out.
 
+pub mod catch_panic;
 pub mod listen;
 pub mod remap;
 
@@ -38,7 +39,7 @@ use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
 use crate::api::auth::TokenError;
-use crate::api::{AdminAuth, AdminService, AuthzService, BearerToken, Limits};
+use crate::api::{AdminAuth, AdminLimits, AdminService, AuthzService, BearerToken, Limits};
 use crate::durable::{StateDir, StateDirError};
 use crate::engine::Snapshot;
 use crate::model::InvalidSnapshot;
@@ -120,9 +121,18 @@ pub struct ServeArgs {
     /// The largest page; a larger page_size is clamped to it.
     #[arg(long, env = "ROLECALL_MAX_PAGE_SIZE", default_value_t = 1000)]
     pub max_page_size: u32,
-    /// The largest request message, in bytes (more is RESOURCE_EXHAUSTED).
+    /// The largest request message, in bytes (more is RESOURCE_EXHAUSTED),
+    /// on both listeners: it also caps one Apply request (snapshot or delta).
     #[arg(long, env = "ROLECALL_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
+    /// The most Admin Apply streams open at once; one more is refused with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "ROLECALL_MAX_APPLY_STREAMS", default_value_t = AdminLimits::default().max_apply_streams)]
+    pub max_apply_streams: usize,
+    /// The most Admin Watch streams open at once; one more is refused with
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "ROLECALL_MAX_WATCHERS", default_value_t = AdminLimits::default().max_watchers)]
+    pub max_watchers: usize,
     /// Keep at least this many revisions (the current one included) for
     /// `exact` reads and page tokens.
     #[arg(long, env = "ROLECALL_RETAIN_REVISIONS", default_value_t = 64)]
@@ -161,6 +171,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub limits: Limits,
+    pub admin_limits: AdminLimits,
     pub max_message_bytes: usize,
     pub shutdown_grace: Duration,
 }
@@ -169,6 +180,7 @@ impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
             limits: Limits::default(),
+            admin_limits: AdminLimits::default(),
             max_message_bytes: 4 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
         }
@@ -191,6 +203,10 @@ impl ServeArgs {
                 default_page_size: self.default_page_size.clamp(1, self.max_page_size.max(1)),
                 max_page_size: self.max_page_size.max(1),
                 max_wait: Duration::from_secs(self.max_wait_seconds),
+            },
+            admin_limits: AdminLimits {
+                max_apply_streams: self.max_apply_streams,
+                max_watchers: self.max_watchers,
             },
             max_message_bytes: self.max_message_bytes,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
@@ -305,7 +321,10 @@ impl Endpoint {
         if let Some(tls) = self.tls {
             builder = builder.tls_config(tls).map_err(ServeError::AdminTls)?;
         }
-        let router = builder.add_routes(self.routes);
+        // A panic in any call becomes INTERNAL for that call only.
+        let router = builder
+            .layer(catch_panic::CatchPanicLayer)
+            .add_routes(self.routes);
         let served = match self.listener {
             Listener::Tcp(listener) => {
                 let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -439,7 +458,7 @@ impl Sidecar {
                 .map_err(ServeError::AdminTls)?;
         }
         let mut routes = self.standard_routes(&[ADMIN_SERVICE], &[pb::FILE_DESCRIPTOR_SET])?;
-        let admin = AdminService::new(applier);
+        let admin = AdminService::with_limits(applier, self.config.admin_limits);
         routes.add_service(OversizeIsResourceExhausted::new(
             admin.into_server(auth, self.config.max_message_bytes),
         ));

@@ -30,6 +30,12 @@ impl Rolecall {
     /// `extra` flags; `run` numbers its log files.
     fn spawn(dir: &Path, run: usize, extra: &[&str]) -> Rolecall {
         fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
+        // A token file readable by others is refused at start.
+        fs::set_permissions(
+            dir.join("token"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
         let out = fs::File::create(dir.join(format!("run-{run}.out"))).unwrap();
         let err = fs::File::create(dir.join(format!("run-{run}.err"))).unwrap();
         let arg = |name: &str| dir.join(name).display().to_string();

@@ -5,6 +5,7 @@ mod admin;
 mod consistency;
 mod durability;
 mod errors;
+mod hardening;
 mod metrics;
 mod scenarios;
 mod shutdown;

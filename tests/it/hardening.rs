@@ -1,0 +1,631 @@
+//! Hardening (RELIABILITY.md): a panicking call is INTERNAL and the server
+//! goes on; every limit answers with a clear error; a stuck Watch reader
+//! blocks nobody; the admin token file and the Unix socket are private;
+//! the token never reaches the logs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rolecall::api::{AdminAuth, AdminLimits, AuthzService, BearerToken, Limits};
+use rolecall::model::parse::MAX_SNAPSHOT_FILE_BYTES;
+use rolecall::model::validate::MAX_LABELS_PER_RESOURCE;
+use rolecall::pb;
+use rolecall::server::catch_panic::panics_caught;
+use rolecall::server::{self, Endpoint, ListenAddr, Listener, ServeConfig, Sidecar};
+use rolecall::store::apply::{Applier, WATCH_BUFFER};
+use rolecall::store::{Retention, Store};
+use tokio::sync::oneshot;
+use tonic::service::RoutesBuilder;
+use tonic::{Code, Request, Response, Status};
+
+use crate::support::*;
+
+async fn bind_tcp() -> (Listener, String) {
+    let l = Listener::bind(&ListenAddr::Tcp("127.0.0.1:0".into()))
+        .await
+        .unwrap();
+    let url = format!("http://{}", l.tcp_addr().unwrap());
+    (l, url)
+}
+
+/// The Authz service, but `Check` panics for the subject "panic".
+struct PanicOnSubject(AuthzService);
+
+#[tonic::async_trait]
+impl pb::authz_server::Authz for PanicOnSubject {
+    async fn check(
+        &self,
+        request: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::CheckResponse>, Status> {
+        if request.get_ref().subject == "panic" {
+            panic!("a test panic inside Check");
+        }
+        pb::authz_server::Authz::check(&self.0, request).await
+    }
+    async fn check_batch(
+        &self,
+        request: Request<pb::CheckBatchRequest>,
+    ) -> Result<Response<pb::CheckBatchResponse>, Status> {
+        pb::authz_server::Authz::check_batch(&self.0, request).await
+    }
+    async fn list_visible(
+        &self,
+        request: Request<pb::ListVisibleRequest>,
+    ) -> Result<Response<pb::ListVisibleResponse>, Status> {
+        pb::authz_server::Authz::list_visible(&self.0, request).await
+    }
+    async fn list_subjects(
+        &self,
+        request: Request<pb::ListSubjectsRequest>,
+    ) -> Result<Response<pb::ListSubjectsResponse>, Status> {
+        pb::authz_server::Authz::list_subjects(&self.0, request).await
+    }
+}
+
+#[tokio::test]
+async fn a_panic_in_a_call_is_internal_and_the_server_goes_on() {
+    let store = Arc::new(Store::new(Retention::default()));
+    store.publish(demo_snapshot());
+    let sidecar = Sidecar::new(ServeConfig::default(), Arc::clone(&store));
+    let (listener, url) = bind_tcp().await;
+    let mut routes = RoutesBuilder::default();
+    routes.add_service(pb::authz_server::AuthzServer::new(PanicOnSubject(
+        AuthzService::new(Arc::clone(&store), Limits::default()),
+    )));
+    // A listener like the real ones: `Endpoint::serve` adds the same
+    // catch-panic layer to every listener.
+    let endpoint = Endpoint {
+        name: "panicky",
+        listener,
+        routes: routes.routes(),
+        health_names: vec![],
+        needs_model: false,
+        tls: None,
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(sidecar.run(vec![endpoint], async {
+        let _ = rx.await;
+    }));
+    let channel = connect_tcp(&url).await;
+    let mut c = pb::authz_client::AuthzClient::new(channel.clone());
+    let nurse = || {
+        check(
+            "sunrise-care",
+            "u-nurse",
+            "read",
+            existing("record", "r-rose-1"),
+        )
+    };
+
+    let before = panics_caught();
+    for _ in 0..3 {
+        let panicked = c
+            .check(check(
+                "sunrise-care",
+                "panic",
+                "read",
+                existing("record", "r-1"),
+            ))
+            .await;
+        assert_status(panicked, Code::Internal, "internal error");
+        // The same connection answers the next call.
+        let r = c.check(nurse()).await.unwrap().into_inner();
+        assert!(r.allowed);
+    }
+    assert!(panics_caught() >= before + 3);
+    // So does a new connection, and the other RPCs.
+    let mut fresh = pb::authz_client::AuthzClient::new(connect_tcp(&url).await);
+    assert!(fresh.check(nurse()).await.unwrap().into_inner().allowed);
+    let list = fresh
+        .list_visible(pb::ListVisibleRequest {
+            workspace: "sunrise-care".into(),
+            subject: "u-nurse".into(),
+            resource_type: "record".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(list.ids.contains(&"r-rose-1".to_string()), "{:?}", list.ids);
+
+    let _ = tx.send(());
+    tokio::time::timeout(Duration::from_secs(20), handle)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+fn delta(id: &str, changes: &str) -> pb::ApplyRequest {
+    apply_json(&format!(
+        r#"{{"request_id":"{id}","source":"admin","delta":{{"workspace":"sunrise-care","changes":{changes}}}}}"#
+    ))
+}
+
+#[tokio::test]
+async fn ids_over_256_bytes_are_refused_naming_the_rule() {
+    let s = TestSidecar::demo().await;
+    let mut apply = s.apply_stream().await;
+    let at_limit = "u".repeat(256);
+    let over = "u".repeat(257);
+    let user = |id: &str| format!(r#"[{{"upsert_user":{{"id":"{id}","bindings":[]}}}}]"#);
+    apply.applied(delta("ok", &user(&at_limit))).await;
+    let problems = apply.rejected(delta("long", &user(&over))).await;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("[id]") && p.contains("1 to 256 bytes")),
+        "{problems:?}"
+    );
+    // A label id, too.
+    let problems = apply
+        .rejected(delta(
+            "long-label",
+            &format!(r#"[{{"upsert_label":"{}"}}]"#, "l".repeat(300)),
+        ))
+        .await;
+    assert!(
+        problems.iter().any(|p| p.contains("256 bytes")),
+        "{problems:?}"
+    );
+    // An over-long id in an Authz request is just unknown: a denial.
+    let r = s
+        .authz_client()
+        .check(check(
+            "sunrise-care",
+            &"x".repeat(10_000),
+            "read",
+            existing("record", "r-1"),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.allowed);
+}
+
+#[tokio::test]
+async fn labels_per_resource_are_limited() {
+    let s = TestSidecar::demo().await;
+    let mut apply = s.apply_stream().await;
+    let n = MAX_LABELS_PER_RESOURCE + 1;
+    let labels: Vec<String> = (0..n).map(|i| format!("\"lim-{i}\"")).collect();
+    let mut changes: Vec<String> = labels
+        .iter()
+        .map(|l| format!(r#"{{"upsert_label":{l}}}"#))
+        .collect();
+    apply
+        .applied(delta("labels", &format!("[{}]", changes.join(","))))
+        .await;
+    let mini = |labels: &[String]| {
+        format!(
+            r#"{{"upsert_resource":{{"type":"mini","id":"m-many","labels":[{}]}}}}"#,
+            labels.join(",")
+        )
+    };
+    changes = vec![mini(&labels)];
+    let problems = apply
+        .rejected(delta("too-many", &format!("[{}]", changes.join(","))))
+        .await;
+    assert!(
+        problems.iter().any(|p| p.contains("[limit]")
+            && p.contains("mini:m-many")
+            && p.contains(&format!("over the limit of {MAX_LABELS_PER_RESOURCE}"))),
+        "{problems:?}"
+    );
+    // Exactly the limit is fine.
+    changes = vec![mini(&labels[..MAX_LABELS_PER_RESOURCE])];
+    apply
+        .applied(delta("at-limit", &format!("[{}]", changes.join(","))))
+        .await;
+}
+
+#[test]
+fn a_snapshot_file_over_the_cap_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.yaml");
+    // Sparse: no disk space used, and never read.
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(MAX_SNAPSHOT_FILE_BYTES + 1).unwrap();
+    let e = rolecall::model::parse::read_snapshot_file(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("[limit]") && e.contains("over the limit of") && e.contains("huge.yaml"),
+        "{e}"
+    );
+    let e = server::load_bootstrap(&server::Bootstrap::File(path))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("over the limit"), "{e}");
+}
+
+/// A sidecar with both listeners on TCP and `admin_limits`.
+struct Limited {
+    store: Arc<Store>,
+    admin: tonic::transport::Channel,
+    admin_url: String,
+    stop: oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<Result<(), server::ServeError>>,
+}
+
+impl Limited {
+    async fn start(admin_limits: AdminLimits) -> Limited {
+        let store = Arc::new(Store::new(Retention::default()));
+        store.publish(demo_snapshot());
+        let applier = Arc::new(Applier::in_memory(Arc::clone(&store)));
+        let config = ServeConfig {
+            admin_limits,
+            ..ServeConfig::default()
+        };
+        let sidecar = Sidecar::new(config, Arc::clone(&store));
+        let (authz_l, _) = bind_tcp().await;
+        let (admin_l, admin_url) = bind_tcp().await;
+        let token = BearerToken::new(TOKEN.as_bytes()).unwrap();
+        let endpoints = vec![
+            sidecar.authz_endpoint(authz_l).unwrap(),
+            sidecar
+                .admin_endpoint(admin_l, applier, AdminAuth::token(token))
+                .unwrap(),
+        ];
+        let (stop, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(sidecar.run(endpoints, async {
+            let _ = rx.await;
+        }));
+        Limited {
+            store,
+            admin: connect_tcp(&admin_url).await,
+            admin_url,
+            stop,
+            handle,
+        }
+    }
+
+    fn client(&self) -> AuthedAdminClient {
+        admin_client(&self.admin, TOKEN)
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(20), self.handle)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn apply_streams_over_the_limit_are_resource_exhausted() {
+    let s = Limited::start(AdminLimits {
+        max_apply_streams: 2,
+        ..AdminLimits::default()
+    })
+    .await;
+    let mut client = s.client();
+    let mut first = ApplyStream::open(&mut client).await;
+    let second = ApplyStream::open(&mut client).await;
+    let (_tx, rx) = tokio::sync::mpsc::channel::<pb::ApplyRequest>(1);
+    assert_status(
+        client
+            .apply(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await,
+        Code::ResourceExhausted,
+        "--max-apply-streams",
+    );
+    // The open streams are not disturbed.
+    first
+        .applied(delta("a", r#"[{"upsert_label":"x-1"}]"#))
+        .await;
+    // Closing one frees its slot (once its task has seen the end).
+    drop(second);
+    let mut third = None;
+    for _ in 0..100 {
+        let (tx, rx) = tokio::sync::mpsc::channel::<pb::ApplyRequest>(1);
+        match client
+            .apply(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+        {
+            Ok(answers) => {
+                third = Some((tx, answers));
+                break;
+            }
+            Err(e) => assert_eq!(e.code(), Code::ResourceExhausted, "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(third.is_some(), "the closed stream's slot was never freed");
+    assert_eq!(s.store.revision(), 2);
+    drop(third);
+    drop(first);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn watchers_over_the_limit_are_resource_exhausted() {
+    let s = Limited::start(AdminLimits {
+        max_watchers: 2,
+        ..AdminLimits::default()
+    })
+    .await;
+    let mut client = s.client();
+    let mut w1 = client
+        .watch(pb::WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let w2 = client
+        .watch(pb::WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_status(
+        client.watch(pb::WatchRequest::default()).await,
+        Code::ResourceExhausted,
+        "--max-watchers",
+    );
+    let mut apply = ApplyStream::open(&mut client).await;
+    apply
+        .applied(delta("w", r#"[{"upsert_label":"x-1"}]"#))
+        .await;
+    let e = tokio::time::timeout(Duration::from_secs(10), w1.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.revision, "2");
+    drop(w2);
+    let mut again = None;
+    for _ in 0..100 {
+        match client.watch(pb::WatchRequest::default()).await {
+            Ok(w) => {
+                again = Some(w);
+                break;
+            }
+            Err(e) => assert_eq!(e.code(), Code::ResourceExhausted, "{e}"),
+        }
+        // The slot frees when the server's task sees the reader gone; an
+        // update wakes it.
+        apply
+            .applied(delta("nudge", r#"[{"upsert_label":"x-2"}]"#))
+            .await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        again.is_some(),
+        "the dropped watcher's slot was never freed"
+    );
+    drop(again);
+    drop(w1);
+    drop(apply);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_watch_reader_never_blocks_updates_or_other_readers() {
+    let s = Limited::start(AdminLimits::default()).await;
+    let mut client = s.client();
+    // Never read until the end: its queue, the HTTP/2 window and then the
+    // event ring fill up. Its own connection, with a small HTTP/2 stream
+    // window (hyper's client default, 2 MiB, would buffer ~25k events).
+    let small_window = tonic::transport::Endpoint::from_shared(s.admin_url.clone())
+        .unwrap()
+        .initial_stream_window_size(Some(8 * 1024))
+        .connect()
+        .await
+        .unwrap();
+    let mut stuck = admin_client(&small_window, TOKEN)
+        .watch(pb::WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut follower = client
+        .watch(pb::WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    // Enough revisions to overflow every buffer in front of the stuck
+    // reader (the ring alone holds WATCH_BUFFER).
+    let updates = 3 * WATCH_BUFFER as u64;
+    let reader = tokio::spawn(async move {
+        let mut next = 2u64;
+        while next < 2 + updates {
+            let e = follower.message().await.unwrap().unwrap();
+            assert_eq!(e.revision, next.to_string());
+            next += 1;
+        }
+        next
+    });
+    let mut apply = ApplyStream::open(&mut client).await;
+    let applied = tokio::time::timeout(Duration::from_secs(120), async {
+        for i in 0..updates {
+            // Add and remove one label: the model stays small.
+            let change = if i % 2 == 0 {
+                r#"[{"upsert_label":"churn"}]"#
+            } else {
+                r#"[{"remove_label":"churn"}]"#
+            };
+            apply.applied(delta(&format!("u-{i}"), change)).await;
+        }
+    })
+    .await;
+    assert!(applied.is_ok(), "updates were held up");
+    assert_eq!(s.store.revision(), 1 + updates);
+    let followed = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("the live follower fell behind")
+        .unwrap();
+    assert_eq!(followed, 2 + updates);
+
+    // The stuck reader gets what was queued for it, in order, then a clear
+    // RESOURCE_EXHAUSTED, not a silent gap.
+    let mut next = 2u64;
+    let end = loop {
+        match tokio::time::timeout(Duration::from_secs(10), stuck.message())
+            .await
+            .expect("the stuck stream neither delivered nor ended")
+        {
+            Ok(Some(e)) => {
+                assert_eq!(e.revision, next.to_string(), "a gap in the stream");
+                next += 1;
+            }
+            Ok(None) => panic!("the stuck stream ended without an error"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(end.code(), Code::ResourceExhausted, "{end}");
+    assert!(next < 2 + updates, "the stuck reader was never cut off");
+    drop(apply);
+    s.stop().await;
+}
+
+#[test]
+fn a_token_file_readable_by_others_is_refused_and_group_readable_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, "s3cret-token\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = BearerToken::from_file(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("readable by every user")
+            && e.contains("chmod 600")
+            && e.contains(&path.display().to_string())
+            && e.contains("644")
+            && !e.contains("s3cret"),
+        "{e}"
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert!(BearerToken::from_file(&path)
+        .unwrap()
+        .matches(b"s3cret-token"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(BearerToken::from_file(&path)
+        .unwrap()
+        .matches(b"s3cret-token"));
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_with_a_world_readable_token_file() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: server::ServeArgs,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, "s3cret-token\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o604)).unwrap();
+    let cli = Cli::try_parse_from([
+        "rolecall",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--admin-token-file",
+        path.to_str().unwrap(),
+    ])
+    .unwrap();
+    let e = tokio::time::timeout(
+        Duration::from_secs(10),
+        server::serve(cli.serve, std::future::pending()),
+    )
+    .await
+    .expect("serve started instead of refusing")
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("chmod 600") && !e.contains("s3cret"), "{e}");
+}
+
+#[tokio::test]
+async fn the_authz_unix_socket_is_owner_and_group_only() {
+    let server = TestServer::with_snapshot(demo_snapshot(), Transport::Unix).await;
+    let path = server.socket.clone().unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660, "{mode:o}");
+    let r = server
+        .authz()
+        .check(check(
+            "sunrise-care",
+            "u-nurse",
+            "read",
+            existing("record", "r-rose-1"),
+        ))
+        .await
+        .unwrap();
+    assert!(r.into_inner().allowed);
+    server.stop().await.unwrap();
+}
+
+/// Runs the real binary at trace level on Unix sockets in a temporary
+/// directory, sends a wrong token and the right one, and returns its logs.
+async fn logs_of_a_run_with_tokens(wrong: &str) -> String {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name);
+    std::fs::write(at("token"), format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(at("token"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rolecall"))
+        .arg("serve")
+        .arg("--listen")
+        .arg(format!("unix:{}", at("authz.sock").display()))
+        .arg("--admin-listen")
+        .arg(format!("unix:{}", at("admin.sock").display()))
+        .arg("--admin-token-file")
+        .arg(at("token"))
+        .env("ROLECALL_LOG", "trace")
+        .env_remove("ROLECALL_SNAPSHOT")
+        .env_remove("ROLECALL_NO_DEMO")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(at("out")).unwrap())
+        .stderr(std::fs::File::create(at("err")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..600 {
+        if std::os::unix::net::UnixStream::connect(at("admin.sock")).is_ok() {
+            up = true;
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "rolecall exited early");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "rolecall did not start within 30 s");
+    let admin = connect_unix(&at("admin.sock")).await;
+    assert_status(
+        admin_client(&admin, wrong)
+            .status(pb::StatusRequest {})
+            .await,
+        Code::Unauthenticated,
+        "not valid",
+    );
+    let mut client = admin_client(&admin, TOKEN);
+    let mut apply = ApplyStream::open(&mut client).await;
+    apply
+        .applied(delta("logged", r#"[{"upsert_label":"x-1"}]"#))
+        .await;
+    assert!(client.status(pb::StatusRequest {}).await.is_ok());
+    drop(apply);
+    // Stops this child by its own pid.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let read = |n: &str| std::fs::read_to_string(at(n)).unwrap_or_default();
+    format!("{}{}", read("out"), read("err"))
+}
+
+#[tokio::test]
+async fn the_admin_token_never_reaches_the_logs_even_at_trace_level() {
+    let wrong = "wrong-token-0123456789";
+    let text = logs_of_a_run_with_tokens(wrong).await;
+    assert!(text.contains("refused an Admin call"), "{text}");
+    assert!(text.contains("applied an update"), "{text}");
+    for secret in [TOKEN, wrong] {
+        assert!(
+            !text.contains(secret),
+            "a token reached the logs: {}",
+            text.lines().find(|l| l.contains(secret)).unwrap_or("")
+        );
+    }
+}
