@@ -13,6 +13,7 @@
 # Knobs (environment, defaults in brackets):
 #   QUICK=1     short run: n=50000 / lat_n=5000, 1 repeat, short loadgen runs
 #   LARGE=1     also the `large` model (1M records) [0]
+#   MODELS      the presets to measure, in order ["small"; LARGE=1 adds large]
 #   CERBOS=0    skip the Cerbos peer bench (about 6 minutes) [1]
 #   LOADGEN=0   skip the loadgen second opinion [1]
 #   N C M LAT_N REPEATS WARM_N   h2load sizes [200000 16 16 20000 3 20000]
@@ -40,6 +41,7 @@ cd "$ROOT"
 PEERS_DIR=${PEERS_DIR:-../shared/peers}
 CERBOS_DIR=$PEERS_DIR/cerbos
 QUICK=${QUICK:-0}; LARGE=${LARGE:-0}; CERBOS=${CERBOS:-1}; LOADGEN=${LOADGEN:-1}
+MODELS=${MODELS:-small}; if [ "$LARGE" = 1 ]; then MODELS="$MODELS large"; fi
 if [ "$QUICK" = 1 ]; then
   N=${N:-50000}; LAT_N=${LAT_N:-5000}; REPEATS=${REPEATS:-1}; WARM_N=${WARM_N:-5000}
   LG_SECS=${LG_SECS:-5}; QUIET_WAIT=${QUIET_WAIT:-30}; QUIET_BUDGET=${QUIET_BUDGET:-60}
@@ -255,8 +257,7 @@ for i, l in enumerate(open(sys.argv[1])):
   busy_pct >"$d/bg_busy_end"
 }
 
-bench_model small
-[ "$LARGE" = 1 ] && bench_model large
+for model in $MODELS; do bench_model "$model"; done
 
 if [ "$CERBOS" = 1 ]; then
   load
