@@ -21,6 +21,12 @@
 //! - `list_subjects/<model>/record`: every user who may read one record,
 //!   with the bindings that grant it.
 //! - `build/small`: validation and indexing of the whole `small` model.
+//! - `delta/<model>/...`: one update through `Snapshot::apply`, as the
+//!   write path runs it (without the log's fsync): a one-record upsert on a
+//!   fresh model and on one whose overlay already holds 10,000 changes, and
+//!   a one-user upsert (which rebuilds the workspace).
+//! - `check/<model>/from_strings_overlay_10k`: checks on a model that has
+//!   taken 10,000 one-record deltas since it was built.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -29,6 +35,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use rolecall::engine::{CompiledWorkspace, Resolved, ResourceQuery, Snapshot};
 use rolecall::gen::{self, GenOptions, GenRequest, Preset};
+use rolecall::model::delta::{Change, Delta, Update, UpdateBody, UpdateSource};
 use rolecall::model::schema::PermId;
 use rolecall::model::SnapshotSpec;
 
@@ -273,6 +280,95 @@ fn bench_build(c: &mut Criterion, m: &Model) {
     g.finish();
 }
 
+/// One-change deltas that rewrite existing records: each moves a record's
+/// first label to the end of its list and back (a no-op for the decision
+/// but a real write), round-robin over `n` records.
+fn record_deltas(m: &Model, n: usize) -> Vec<Update> {
+    let ws = &m.spec.workspaces[0];
+    ws.resources
+        .iter()
+        .filter(|r| r.type_ == "record")
+        .take(n)
+        .map(|r| {
+            let mut r = r.clone();
+            let by = 1.min(r.labels.len());
+            r.labels.rotate_left(by);
+            one_change(Change::UpsertResource(r))
+        })
+        .collect()
+}
+
+fn one_change(change: Change) -> Update {
+    Update {
+        request_id: String::new(),
+        source: UpdateSource::Admin,
+        expected_revision: None,
+        body: UpdateBody::Delta(Delta {
+            workspace: "bench".into(),
+            changes: vec![change],
+        }),
+    }
+}
+
+fn apply(snap: &Snapshot, u: &Update) -> Snapshot {
+    let mut next = snap.clone();
+    match snap.apply(u) {
+        Ok(ws) => ws.into_iter().for_each(|w| next.insert(Arc::new(w))),
+        Err(e) => panic!("{e}"),
+    }
+    next
+}
+
+/// The model after 10,000 one-record deltas.
+fn with_overlay(m: &Model) -> Snapshot {
+    record_deltas(m, 10_000)
+        .iter()
+        .fold(m.snap.clone(), |s, u| apply(&s, u))
+}
+
+fn bench_delta(c: &mut Criterion, m: &Model) {
+    let deltas = record_deltas(m, REQUESTS);
+    let busy = with_overlay(m);
+    let mut g = c.benchmark_group(format!("delta/{}", m.name));
+    for (name, snap) in [
+        ("upsert_record", &m.snap),
+        ("upsert_record_overlay_10k", &busy),
+    ] {
+        let mut i = 0;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % deltas.len();
+                match snap.apply(black_box(&deltas[i])) {
+                    Ok(ws) => ws,
+                    Err(e) => panic!("{e}"),
+                }
+            })
+        });
+    }
+    let mut user = m.spec.workspaces[0].users[0].clone();
+    user.id = "u-bench-new".into();
+    let add_user = one_change(Change::UpsertUser(user));
+    g.sample_size(10);
+    g.bench_function("upsert_user_rebuild", |b| {
+        b.iter(|| match m.snap.apply(black_box(&add_user)) {
+            Ok(ws) => ws,
+            Err(e) => panic!("{e}"),
+        })
+    });
+    g.finish();
+
+    // Checks once the overlay holds 10,000 changes.
+    let mut g = c.benchmark_group(format!("check/{}", m.name));
+    let mut i = 0;
+    g.bench_function("from_strings_overlay_10k", |b| {
+        b.iter(|| {
+            i = (i + 1) % REQUESTS;
+            check_from_strings(&busy, black_box(&m.requests[i]))
+        })
+    });
+    g.finish();
+}
+
 fn wanted(name: &str) -> bool {
     match std::env::var("ROLECALL_BENCH_MODELS") {
         Ok(v) => v.split(',').any(|m| m.trim() == name),
@@ -286,11 +382,13 @@ fn engine(c: &mut Criterion) {
         bench_check(c, &small);
         bench_lists(c, &small);
         bench_build(c, &small);
+        bench_delta(c, &small);
     }
     if wanted("large") {
         let large = model("large", Preset::Large);
         bench_check(c, &large);
         bench_lists(c, &large);
+        bench_delta(c, &large);
     }
 }
 

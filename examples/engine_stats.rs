@@ -116,11 +116,11 @@ fn rss(p: Preset) {
     let kept: usize = snap
         .workspaces()
         .iter()
-        .map(|w| spec_heap(&w.model.spec))
+        .map(|w| spec_heap(&w.model.spec_head))
         .sum();
     println!(
-        "{n} resources; the normalised spec each workspace keeps (for export and deltas) \
-         holds about {:.0} MB of heap",
+        "{n} resources; the normalised spec each workspace keeps (users, groups, roles; \
+         resources are kept once, in the table) holds about {:.0} MB of heap",
         kept as f64 / 1e6
     );
 }

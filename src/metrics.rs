@@ -469,7 +469,7 @@ impl WorkspaceGauges {
         self.roles.set(m.roles.len() as f64);
         self.labels.set(m.labels.len() as f64);
         // Listed resources, as Admin Status counts them.
-        self.resources.set(m.spec.resources.len() as f64);
+        self.resources.set(m.listed_resources() as f64);
         self.seats.set(ws.seats_in_use() as f64);
         self.seen = Arc::downgrade(ws);
     }

@@ -3,8 +3,10 @@
 //! wire form converting to the domain and back without loss.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
+use rolecall::engine::Snapshot;
 use rolecall::model::delta::{
     apply_delta, apply_update, check_snapshot_sources, Change, Delta, Update, UpdateBody,
     UpdateSource,
@@ -75,12 +77,17 @@ fn update(source: UpdateSource, body: UpdateBody) -> Update {
     }
 }
 
-/// Applies and validates a delta to the base workspace.
+/// Applies and validates a delta to the base workspace, as the sidecar
+/// does (a resource-only delta takes the incremental path).
 fn apply(source: UpdateSource, changes: Vec<Change>) -> Result<WorkspaceSpec, Vec<Problem>> {
-    let cur = base();
+    let snapshot = Snapshot::from_spec(&SnapshotSpec {
+        workspaces: vec![base()],
+    })
+    .expect("the base is valid");
     let u = update(source, UpdateBody::Delta(delta(changes)));
-    apply_update(|id| (id == cur.id).then_some(&cur), &u)
-        .map(|mut ws| ws.remove(0).spec)
+    snapshot
+        .apply(&u)
+        .map(|mut ws| ws.remove(0).model.to_spec())
         .map_err(|e| e.problems)
 }
 
@@ -494,7 +501,7 @@ fn full_snapshots_follow_the_directory_rule() {
             workspaces: vec![bad],
         }),
     );
-    let err = apply_update(|id| (id == cur.id).then_some(&cur), &u).unwrap_err();
+    let err = apply_update(|id| (id == cur.id).then_some(Cow::Borrowed(&cur)), &u).unwrap_err();
     assert!(has(&err.problems, Rule::Directory, "nurses-site-a"));
     assert!(has(&err.problems, Rule::UnknownRole, "\"nope\""));
 }

@@ -37,6 +37,7 @@ static VOCABULARY: LazyLock<Vec<Vocabulary>> = LazyLock::new(|| {
         .iter()
         .map(|w| {
             let m = &w.model;
+            let spec = m.to_spec();
             let mut actions: Vec<String> = m
                 .schema
                 .types
@@ -46,17 +47,16 @@ static VOCABULARY: LazyLock<Vec<Vocabulary>> = LazyLock::new(|| {
             actions.sort();
             actions.dedup();
             Vocabulary {
-                users: m.spec.users.iter().map(|u| u.id.clone()).collect(),
+                users: spec.users.iter().map(|u| u.id.clone()).collect(),
                 types: m.schema.types.iter().map(|t| t.name.clone()).collect(),
                 actions,
-                ids: m.spec.resources.iter().map(|r| r.id.clone()).collect(),
-                keys: m
-                    .spec
+                ids: spec.resources.iter().map(|r| r.id.clone()).collect(),
+                keys: spec
                     .resources
                     .iter()
                     .map(|r| format!("{}:{}", r.type_, r.id))
                     .collect(),
-                labels: m.labels.clone(),
+                labels: m.labels.to_vec(),
             }
         })
         .collect()

@@ -1,17 +1,22 @@
 //! Arbitrary sequences of deltas over the built-in demo model's vocabulary,
-//! applied with `apply_update` one after another. Never a panic, and after
-//! every accepted delta the resulting workspace validates again, on its own
-//! and after a JSON round trip of its spec (what the state dir and Export
-//! hold); a rejected delta names at least one problem.
+//! applied one after another as the sidecar applies them
+//! (`Snapshot::apply`: resource deltas take the incremental path). Never a
+//! panic; every delta is accepted or rejected exactly as a full rebuild
+//! from the spec (`apply_update`) does, with the same resulting model; after
+//! every accepted delta the workspace validates again, on its own and after
+//! a JSON round trip of its spec (what the state dir and Export hold); a
+//! rejected delta names at least one problem.
 #![no_main]
 
-use std::sync::LazyLock;
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use rolecall::engine::Snapshot;
 use rolecall::model::delta::{apply_update, Change, Delta, Update, UpdateBody, UpdateSource};
 use rolecall::model::spec::{
+    SnapshotSpec,
     BindingSpec, GroupSpec, PolicySpec, ResourceSpec, RoleSpec, Source, UserSpec, UserStatus,
     WorkspaceSpec,
 };
@@ -84,7 +89,9 @@ static VOCABULARY: LazyLock<Vec<(WorkspaceSpec, Vocabulary)>> = LazyLock::new(||
             let roles = m.roles.iter().map(|r| r.id.clone()).collect();
             let types = m.schema.types.iter().map(|t| t.name.clone()).collect();
             let features = m.schema.features.iter().map(|f| f.to_string()).collect();
-            (m.spec.clone(), vocabulary(&m.spec, roles, types, features))
+            let spec = m.to_spec();
+            let v = vocabulary(&spec, roles, types, features);
+            (spec, v)
         })
         .collect()
 });
@@ -266,6 +273,11 @@ fn change(op: &Op, v: &Vocabulary) -> Change {
 fuzz_target!(|input: Input| {
     let i = input.workspace as usize % VOCABULARY.len();
     let (start, v) = &VOCABULARY[i];
+    let Ok(mut snapshot) = Snapshot::from_spec(&SnapshotSpec {
+        workspaces: vec![start.clone()],
+    }) else {
+        panic!("the demo workspace does not validate");
+    };
     let mut current = start.clone();
     for step in input.steps.iter().take(16) {
         let update = Update {
@@ -281,15 +293,18 @@ fuzz_target!(|input: Input| {
                 changes: step.ops.iter().take(32).map(|op| change(op, v)).collect(),
             }),
         };
-        let lookup = |id: &str| (id == current.id).then_some(&current);
-        match apply_update(lookup, &update) {
-            Ok(mut out) => {
+        let lookup = |id: &str| (id == current.id).then_some(Cow::Borrowed(&current));
+        let rebuilt = apply_update(lookup, &update);
+        match (snapshot.apply(&update), rebuilt) {
+            (Ok(mut out), Ok(mut full)) => {
                 assert_eq!(out.len(), 1, "a delta builds exactly its workspace");
                 let w = out.remove(0);
-                if let Err(e) = validate_workspace(&w.spec) {
+                let spec = w.model.to_spec();
+                assert_eq!(spec, full.remove(0).to_spec(), "the two paths built different models");
+                if let Err(e) = validate_workspace(&spec) {
                     panic!("an accepted delta left a workspace that does not validate: {e}");
                 }
-                let json = match serde_json::to_string(&w.spec) {
+                let json = match serde_json::to_string(&spec) {
                     Ok(j) => j,
                     Err(e) => panic!("cannot serialize an accepted workspace: {e}"),
                 };
@@ -297,13 +312,22 @@ fuzz_target!(|input: Input| {
                     Ok(b) => b,
                     Err(e) => panic!("an accepted workspace does not parse back: {e}\n{json}"),
                 };
-                assert_eq!(back, w.spec, "JSON round trip changed the workspace");
+                assert_eq!(back, spec, "JSON round trip changed the workspace");
                 if let Err(e) = validate_workspace(&back) {
                     panic!("an accepted workspace does not validate after a round trip: {e}");
                 }
-                current = w.spec;
+                snapshot.insert(Arc::new(w));
+                current = spec;
             }
-            Err(e) => assert!(!e.problems.is_empty(), "rejected with no problem"),
+            (Err(e), Err(full)) => {
+                assert!(!e.problems.is_empty(), "rejected with no problem");
+                assert_eq!(e.problems, full.problems, "the two paths report differently");
+            }
+            (a, b) => panic!(
+                "the paths disagree: sidecar {:?}, rebuild {:?}",
+                a.err(),
+                b.err()
+            ),
         }
     }
 });

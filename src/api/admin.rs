@@ -158,7 +158,7 @@ impl AdminService {
                             groups: m.groups.len() as u64,
                             roles: m.roles.len() as u64,
                             labels: m.labels.len() as u64,
-                            resources: m.spec.resources.len() as u64,
+                            resources: m.listed_resources() as u64,
                             seats_in_use: w.seats_in_use() as u64,
                             lint: lint(m),
                         }

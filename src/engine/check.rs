@@ -181,7 +181,7 @@ impl CompiledWorkspace {
     pub(crate) fn reaches(&self, u: UserIdx, parent: Option<ResIdx>) -> bool {
         let Some(p) = parent else { return false };
         let res = &self.model.resources;
-        let pt = res.type_of[p as usize];
+        let pt = res.type_of(p);
         let Some(read) = self.model.schema.ty(pt).action("read") else {
             return false;
         };

@@ -5,6 +5,7 @@
 //! into each member's lists.
 
 use std::hash::{BuildHasher, BuildHasherDefault};
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 use roaring::RoaringBitmap;
@@ -27,17 +28,24 @@ pub struct UserIndex {
     pub max_rank: Option<u32>,
 }
 
+/// Built from a workspace's users and its base resource table (see
+/// [`crate::model::workspace::Resources`]); a resource delta shares it,
+/// Arcs and all, with the revision before, so everything here about
+/// resources describes the base: readers combine it with the overlay.
 #[derive(Debug, Clone, Default)]
 pub struct Index {
-    pub users: Vec<UserIndex>,
+    pub users: Arc<Vec<UserIndex>>,
     /// User id → index, hashed: the first lookup of every check.
-    user_lookup: HashTable<UserIdx>,
-    /// Label → the resources carrying it.
-    pub label_postings: Vec<RoaringBitmap>,
-    /// `children[child_start[r]..child_start[r+1]]` are r's direct children,
-    /// ascending (so grouped by type, each type in id order).
-    child_start: Vec<u32>,
-    child_list: Vec<ResIdx>,
+    user_lookup: Arc<HashTable<UserIdx>>,
+    /// Label → the base resources carrying it.
+    pub label_postings: Arc<Vec<RoaringBitmap>>,
+    /// `children[child_start[r]..child_start[r+1]]` are r's direct children
+    /// in the base, ascending (so grouped by type, each type in id order).
+    child_start: Arc<Vec<u32>>,
+    child_list: Arc<Vec<ResIdx>>,
+    /// Resources that are the scope of a binding: a resource delta may not
+    /// remove them.
+    pub bound: Arc<RoaringBitmap>,
 }
 
 impl Index {
@@ -68,7 +76,7 @@ impl Index {
             })
             .collect();
 
-        let res = &ws.resources;
+        let res = ws.resources.base();
         let mut label_postings = vec![RoaringBitmap::new(); ws.labels.len()];
         let mut child_count = vec![0u32; res.len() + 1];
         for r in 0..res.len() as ResIdx {
@@ -97,12 +105,23 @@ impl Index {
                 hash_str(&ws.users[j as usize].id)
             });
         }
+        let bound = ws
+            .users
+            .iter()
+            .flat_map(|u| &u.bindings)
+            .chain(ws.groups.iter().flat_map(|g| &g.bindings))
+            .filter_map(|b| match b.scope {
+                Scope::Resource(r) => Some(r),
+                _ => None,
+            })
+            .collect();
         Index {
-            users,
-            user_lookup,
-            label_postings,
-            child_start,
-            child_list,
+            users: Arc::new(users),
+            user_lookup: Arc::new(user_lookup),
+            label_postings: Arc::new(label_postings),
+            child_start: Arc::new(child_start),
+            child_list: Arc::new(child_list),
+            bound: Arc::new(bound),
         }
     }
 
@@ -114,7 +133,8 @@ impl Index {
             .copied()
     }
 
-    pub fn children(&self, r: ResIdx) -> &[ResIdx] {
+    /// `r`'s direct children in the base table.
+    pub fn base_children(&self, r: ResIdx) -> &[ResIdx] {
         let r = r as usize;
         match (self.child_start.get(r), self.child_start.get(r + 1)) {
             (Some(&a), Some(&b)) => &self.child_list[a as usize..b as usize],

@@ -2,12 +2,13 @@
 //! per-resource rule as `check`, so a list never disagrees with a check.
 
 use roaring::{MultiOps, RoaringBitmap};
+use smallvec::SmallVec;
 
 use super::check::Resolved;
 use super::decision::{BindingView, Reason, RequestError};
 use super::CompiledWorkspace;
 use crate::model::schema::{PermId, TypeId};
-use crate::model::workspace::{ResIdx, UserIdx};
+use crate::model::workspace::{LabelIdx, ResIdx, UserIdx};
 
 /// One page of ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,15 +85,21 @@ impl CompiledWorkspace {
         let Some(plan) = self.plan(u, t, perm, parent) else {
             return Ok(Page::default());
         };
-        let range = self.model.resources.of_type(t);
+        let res = &self.model.resources;
+        let range = res.base_of_type(t);
         let start = match after {
             None => range.start,
             Some(a) => self.first_after(range.clone(), a),
         };
+        // The base's candidates are in id order already; those added by
+        // deltas since are merged in by id.
+        let base = plan.candidates.range(start..range.end);
+        let added = res
+            .added_of_type(t, after)
+            .filter(|&r| plan.candidates.contains(r));
         // Lazily: only as many candidates are tested as the page needs.
-        let mut visible = plan
-            .candidates
-            .range(start..range.end)
+        let mut visible = res
+            .merge_by_id(base, added)
             .filter(|&r| self.accepts(u, perm, &plan, r));
         let mut items = Vec::with_capacity(limit.min(1024));
         for r in visible.by_ref().take(limit) {
@@ -105,7 +112,7 @@ impl CompiledWorkspace {
         })
     }
 
-    /// The first resource of `range` whose id sorts after `after`.
+    /// The first base resource of `range` whose id sorts after `after`.
     fn first_after(&self, range: std::ops::Range<ResIdx>, after: &str) -> ResIdx {
         let res = &self.model.resources;
         let (mut lo, mut hi) = (range.start, range.end);
@@ -147,32 +154,50 @@ impl CompiledWorkspace {
         if !ws.users[u as usize].active || !self.feature_on(t, perm) {
             return None;
         }
-        let range = ws.resources.of_type(t);
+        let res = &ws.resources;
+        let range = res.base_of_type(t);
+        let plain = res.overlay().is_empty();
         let ix = &self.index.users[u as usize];
 
         // What is granted on the resources themselves.
         let mut candidates = RoaringBitmap::new();
         if ix.workspace_perms.contains(perm) {
             candidates.insert_range(range.clone());
+            candidates.extend(res.added_of_type(t, None));
         } else {
-            // One multi-way union: far cheaper than OR-ing postings one by one.
-            candidates = ix
+            let labels: SmallVec<[LabelIdx; 8]> = ix
                 .label_grants
                 .iter()
                 .filter(|(_, role)| ws.roles[*role as usize].perms.contains(perm))
-                .map(|(l, _)| &self.index.label_postings[*l as usize])
+                .map(|&(l, _)| l)
+                .collect();
+            // One multi-way union: far cheaper than OR-ing postings one by one.
+            candidates = labels
+                .iter()
+                .map(|&l| &self.index.label_postings[l as usize])
                 .union();
+            if !plain {
+                // The base postings are stale for changed resources.
+                candidates -= res.changed();
+                for &l in &labels {
+                    candidates.extend(res.changed_carriers(l));
+                }
+            }
             for &(r, role) in &ix.resource_grants {
                 if ws.roles[role as usize].perms.contains(perm) {
                     self.add_subtree(r, t, &mut candidates);
                 }
             }
-            let mut in_range = RoaringBitmap::new();
-            in_range.insert_range(range);
-            candidates &= in_range;
+            let mut of_type = RoaringBitmap::new();
+            of_type.insert_range(range);
+            of_type.extend(res.added_of_type(t, None));
+            candidates &= of_type;
+        }
+        if !plain {
+            candidates -= res.removed();
         }
         if let Some(p) = parent {
-            let children: RoaringBitmap = self.index.children(p).iter().copied().collect();
+            let children: RoaringBitmap = self.children(p).collect();
             candidates &= children;
         }
         let mut plan = Plan {
@@ -196,15 +221,12 @@ impl CompiledWorkspace {
         let readable = self.visible_set(u, pt, pperm, None);
         // Few children under the readable parents: intersect with them.
         // Many: test each candidate's parent as it comes (lazily).
-        let reachable: u64 = readable
-            .iter()
-            .map(|p| self.index.children(p).len() as u64)
-            .sum();
+        let reachable: u64 = readable.iter().map(|p| self.child_count(p)).sum();
         if reachable < plan.candidates.len() {
             // Sorted first: building a bitmap from sorted ids is a sequential fill.
             let mut children: Vec<ResIdx> = Vec::with_capacity(reachable as usize);
             for p in &readable {
-                children.extend_from_slice(self.index.children(p));
+                children.extend(self.children(p));
             }
             children.sort_unstable();
             plan.candidates &= RoaringBitmap::from_sorted_iter(children).unwrap_or_default();
@@ -225,7 +247,7 @@ impl CompiledWorkspace {
             }
         }
         self.granted_here(u, perm, Some(r), parent, res.labels(r))
-            && self.rank_ok(u, res.type_of[r as usize], r)
+            && self.rank_ok(u, res.type_of(r), r)
     }
 
     /// The rank rule, for resources of type `role` only.
@@ -236,12 +258,21 @@ impl CompiledWorkspace {
 
     /// `r` if it is of type `t`, else its descendants of type `t`.
     fn add_subtree(&self, r: ResIdx, t: TypeId, out: &mut RoaringBitmap) {
-        if self.model.resources.type_of[r as usize] == t {
+        if self.model.resources.type_of(r) == t {
             out.insert(r);
             return;
         }
-        for &c in self.index.children(r) {
+        for c in self.children(r) {
             self.add_subtree(c, t, out);
+        }
+    }
+
+    /// How many direct children `p` has.
+    fn child_count(&self, p: ResIdx) -> u64 {
+        if self.model.resources.overlay().is_empty() {
+            self.index.base_children(p).len() as u64
+        } else {
+            self.children(p).count() as u64
         }
     }
 

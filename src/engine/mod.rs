@@ -4,9 +4,11 @@
 
 pub mod check;
 pub mod decision;
+pub mod incremental;
 pub mod index;
 pub mod list;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -15,6 +17,8 @@ pub use check::{Resolved, Target};
 pub use decision::{BindingView, Decision, Explanation, Reason, RequestError};
 pub use list::{Page, SubjectGrant};
 
+use crate::model::delta::{apply_update, Update, UpdateBody};
+use crate::model::workspace::ResIdx;
 use crate::model::{InvalidSnapshot, SnapshotSpec, Workspace};
 use index::Index;
 
@@ -34,6 +38,16 @@ impl CompiledWorkspace {
     /// Users who consume a seat (SPEC 1.4).
     pub fn seats_in_use(&self) -> usize {
         self.model.seats_in_use()
+    }
+
+    /// `p`'s direct children: the base's that no delta moved or removed,
+    /// then those a delta placed under it (each part ascending).
+    pub fn children(&self, p: ResIdx) -> impl Iterator<Item = ResIdx> + '_ {
+        let res = &self.model.resources;
+        let base = self.index.base_children(p).iter().copied();
+        let plain = res.overlay().is_empty();
+        base.filter(move |&c| plain || !(res.is_removed(c) || res.changed().contains(c)))
+            .chain(res.changed_children(p))
     }
 }
 
@@ -95,13 +109,40 @@ impl Snapshot {
         v
     }
 
+    /// The workspaces `update` writes, validated and indexed, or every
+    /// problem it has. A delta that changes only resources is applied to
+    /// the workspace's resource overlay ([`incremental`]); any other update
+    /// is resolved against the current specs and rebuilt in full. The live
+    /// write path and the replay of the state dir both come here, so the
+    /// two cannot disagree.
+    pub fn apply(&self, update: &Update) -> Result<Vec<CompiledWorkspace>, InvalidSnapshot> {
+        if let UpdateBody::Delta(d) = &update.body {
+            let fast = self
+                .workspace(&d.workspace)
+                .and_then(|w| incremental::apply_resource_delta(w, d));
+            if let Some(w) = fast {
+                return Ok(vec![w]);
+            }
+        }
+        // A snapshot body reads only users and groups of the current specs.
+        let with_resources = matches!(update.body, UpdateBody::Delta(_));
+        let current = |id: &str| {
+            self.workspace(id).map(|w| match with_resources {
+                true => Cow::Owned(w.model.to_spec()),
+                false => Cow::Borrowed(&*w.model.spec_head),
+            })
+        };
+        let written = apply_update(current, update)?;
+        Ok(written.into_iter().map(CompiledWorkspace::new).collect())
+    }
+
     /// The snapshot as file data.
     pub fn to_spec(&self) -> SnapshotSpec {
         SnapshotSpec {
             workspaces: self
                 .workspaces()
                 .iter()
-                .map(|w| w.model.spec.clone())
+                .map(|w| w.model.to_spec())
                 .collect(),
         }
     }

@@ -31,6 +31,8 @@
 //! Validation of the result reports each dangling reference and the whole
 //! update is rejected, so the control plane sends the complete change.
 
+use std::borrow::Cow;
+
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
@@ -582,7 +584,9 @@ fn same_set<T: Eq + std::hash::Hash>(a: &[T], b: &[T]) -> bool {
 
 /// Resolves an update against the current model and validates the result:
 /// the workspaces to put in place of (or next to) the current ones, each
-/// fully validated. `current` looks a workspace's spec up by id.
+/// fully validated. `current` looks a workspace's spec up by id; for a
+/// snapshot body only its users and groups are read (the directory rule),
+/// so a spec without resources will do.
 ///
 /// A snapshot body replaces the workspaces it names: each is checked against
 /// the directory rule ([`check_snapshot_sources`]) and validated. A delta
@@ -590,7 +594,7 @@ fn same_set<T: Eq + std::hash::Hash>(a: &[T], b: &[T]) -> bool {
 /// validation; validation runs only once the delta itself has no problem.
 /// `expected_revision` is the caller's to check (it is not model data).
 pub fn apply_update<'a>(
-    current: impl Fn(&str) -> Option<&'a WorkspaceSpec>,
+    current: impl Fn(&str) -> Option<Cow<'a, WorkspaceSpec>>,
     update: &Update,
 ) -> Result<Vec<Workspace>, InvalidSnapshot> {
     let mut problems = Vec::new();
@@ -607,7 +611,7 @@ pub fn apply_update<'a>(
                     ));
                     continue;
                 }
-                let sources = check_snapshot_sources(current(&ws.id), ws, update.source);
+                let sources = check_snapshot_sources(current(&ws.id).as_deref(), ws, update.source);
                 let valid = validate_workspace(ws);
                 problems.extend(sources);
                 match valid {
@@ -622,7 +626,7 @@ pub fn apply_update<'a>(
                 format!("workspace \"{}\"", delta.workspace),
                 "no such workspace; create it with a snapshot first",
             )),
-            Some(cur) => match apply_delta(cur, delta, update.source) {
+            Some(cur) => match apply_delta(&cur, delta, update.source) {
                 Err(p) => problems.extend(p),
                 Ok(spec) => match validate_workspace(&spec) {
                     Ok(w) => out.push(w),

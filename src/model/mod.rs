@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod delta;
 pub mod lint;
+pub mod overlay;
 pub mod parse;
 pub mod problem;
 pub mod schema;

@@ -2,6 +2,8 @@
 //! every invariant of SPEC 1.3 and every reference, and reporting **all**
 //! problems, not just the first. Nothing is built when any rule is broken.
 
+use std::sync::Arc;
+
 use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
 
@@ -11,9 +13,10 @@ use super::schema::{
     id_rule_message, valid_id, PermSet, Schema, TypeId, GROUP_TYPE, LABEL_TYPE, ROLE_TYPE,
     USER_TYPE, WORKSPACE_TYPE,
 };
-use super::spec::{BindingSpec, SnapshotSpec, WorkspaceSpec};
+use super::spec::{BindingSpec, ResourceSpec, SnapshotSpec, WorkspaceSpec};
 use super::workspace::{
-    Binding, Group, PendingResource, Policy, Resources, Role, Scope, User, Workspace,
+    Binding, Group, LabelIdx, PendingResource, Policy, ResourceTable, Resources, Role, Scope, User,
+    Workspace,
 };
 
 /// The most labels one resource may carry (rule `limit`). Labels are meant
@@ -178,14 +181,14 @@ impl Validator {
         let policy = self.policy(spec, &cat, &roles);
         let mut ws = Workspace {
             id: spec.id.clone(),
-            spec: normalised(spec),
-            schema,
+            spec_head: Arc::new(normalised_head(spec)),
+            schema: Arc::new(schema),
             features_enabled,
-            roles,
-            labels,
-            users,
-            groups,
-            resources,
+            roles: Arc::new(roles),
+            labels: Arc::new(labels),
+            users: Arc::new(users),
+            groups: Arc::new(groups),
+            resources: Resources::new(resources),
             policy,
         };
         if self.problems.is_empty() {
@@ -344,7 +347,7 @@ impl Validator {
         users: &[String],
         groups: &[String],
         roles: &[Role],
-    ) -> Resources {
+    ) -> ResourceTable {
         let mut items: Vec<PendingResource<'_>> = Vec::with_capacity(
             spec.resources.len() + 1 + users.len() + groups.len() + labels.len() + roles.len(),
         );
@@ -367,31 +370,11 @@ impl Validator {
         let mut parents_to_check: Vec<(String, TypeId, &str)> = Vec::new();
         for r in &spec.resources {
             let item = format!("resource \"{}:{}\"", r.type_, r.id);
-            let Some(t) = schema.type_id(&r.type_) else {
-                self.report(
-                    Rule::UnknownType,
-                    &item,
-                    format!("type \"{}\" is not a type of this schema", r.type_),
-                );
+            let mut report = |rule: Rule, message: String| self.report(rule, &item, message);
+            let Some(checked) = check_resource(r, schema, labels, &mut report) else {
                 continue;
             };
-            let ty = schema.ty(t);
-            if ty.implicit {
-                self.report(
-                    Rule::UnknownType,
-                    &item,
-                    format!(
-                        "\"{}\" resources are the workspace's own {}s and cannot be listed",
-                        r.type_, r.type_
-                    ),
-                );
-                continue;
-            }
-            if !valid_id(&r.id) {
-                self.report(Rule::Id, &item, id_rule_message("resource id"));
-                continue;
-            }
-            if !seen.insert((t, r.id.as_str())) {
+            if !seen.insert((checked.type_, r.id.as_str())) {
                 self.report(
                     Rule::Duplicate,
                     &item,
@@ -399,90 +382,17 @@ impl Validator {
                 );
                 continue;
             }
-            if r.labels.len() > MAX_LABELS_PER_RESOURCE {
-                self.report(
-                    Rule::Limit,
-                    &item,
-                    format!(
-                        "{} labels are over the limit of {MAX_LABELS_PER_RESOURCE} labels per \
-                         resource",
-                        r.labels.len()
-                    ),
-                );
-                continue;
+            if let Some((pt, pid)) = checked.parent {
+                parents_to_check.push((item, pt, pid));
             }
-            let mut ls: SmallVec<[u32; 2]> = SmallVec::new();
-            for l in &r.labels {
-                match labels.binary_search(l) {
-                    Ok(i) => {
-                        if !ls.contains(&(i as u32)) {
-                            ls.push(i as u32)
-                        }
-                    }
-                    Err(_) => self.report(
-                        Rule::UnknownLabel,
-                        &item,
-                        format!("label \"{l}\" is not a label of this workspace"),
-                    ),
-                }
-            }
-            ls.sort_unstable();
-            let parent = match (ty.parent, &r.parent) {
-                (None, None) => None,
-                (None, Some(p)) => {
-                    self.report(
-                        Rule::Parent,
-                        &item,
-                        format!(
-                            "type \"{}\" has no parent type, but the resource names parent \"{p}\"",
-                            r.type_
-                        ),
-                    );
-                    None
-                }
-                (Some(pt), None) => {
-                    self.report(
-                        Rule::Parent,
-                        &item,
-                        format!(
-                            "a \"{}\" needs a parent \"{}\"",
-                            r.type_,
-                            schema.ty(pt).name
-                        ),
-                    );
-                    None
-                }
-                (Some(pt), Some(p)) => {
-                    let (ptype, pid) = match p.split_once(':') {
-                        Some((a, b)) => (a, b),
-                        None => (schema.ty(pt).name.as_str(), p.as_str()),
-                    };
-                    if ptype != schema.ty(pt).name {
-                        self.report(
-                            Rule::Parent,
-                            &item,
-                            format!(
-                                "parent \"{p}\" is not a \"{}\": a \"{}\" must have a \"{}\" parent",
-                                schema.ty(pt).name,
-                                r.type_,
-                                schema.ty(pt).name
-                            ),
-                        );
-                        None
-                    } else {
-                        parents_to_check.push((item.clone(), pt, pid));
-                        Some((pt, pid))
-                    }
-                }
-            };
             items.push(PendingResource {
-                type_: t,
+                type_: checked.type_,
                 id: &r.id,
-                parent,
-                labels: ls,
+                parent: checked.parent,
+                labels: checked.labels,
             });
         }
-        let table = Resources::build(schema.types.len(), items);
+        let table = ResourceTable::build(schema.types.len(), items);
         for (item, pt, pid) in parents_to_check {
             if table.find(pt, pid).is_none() {
                 self.report(
@@ -628,12 +538,125 @@ impl Validator {
     }
 }
 
+/// A resource of a spec that keeps the rules it can keep on its own.
+pub(crate) struct CheckedResource<'a> {
+    pub type_: TypeId,
+    /// The parent's type and id, when the type has a parent type.
+    pub parent: Option<(TypeId, &'a str)>,
+    /// Ascending, no duplicates.
+    pub labels: SmallVec<[LabelIdx; 2]>,
+}
+
+/// The rules of SPEC 1.3 one resource keeps on its own: a type of the
+/// schema that may be listed, a valid id, at most
+/// [`MAX_LABELS_PER_RESOURCE`] labels, each a label of the workspace, and a
+/// parent of the type's parent type exactly when the type has one. Every
+/// broken rule is reported; `None` when the resource cannot be placed at
+/// all. Uniqueness and whether the parent exists are the caller's to check,
+/// against every other resource.
+pub(crate) fn check_resource<'a>(
+    r: &'a ResourceSpec,
+    schema: &Schema,
+    labels: &[String],
+    report: &mut dyn FnMut(Rule, String),
+) -> Option<CheckedResource<'a>> {
+    let Some(t) = schema.type_id(&r.type_) else {
+        report(
+            Rule::UnknownType,
+            format!("type \"{}\" is not a type of this schema", r.type_),
+        );
+        return None;
+    };
+    let ty = schema.ty(t);
+    if ty.implicit {
+        report(
+            Rule::UnknownType,
+            format!(
+                "\"{}\" resources are the workspace's own {}s and cannot be listed",
+                r.type_, r.type_
+            ),
+        );
+        return None;
+    }
+    if !valid_id(&r.id) {
+        report(Rule::Id, id_rule_message("resource id"));
+        return None;
+    }
+    if r.labels.len() > MAX_LABELS_PER_RESOURCE {
+        report(
+            Rule::Limit,
+            format!(
+                "{} labels are over the limit of {MAX_LABELS_PER_RESOURCE} labels per resource",
+                r.labels.len()
+            ),
+        );
+        return None;
+    }
+    let mut ls: SmallVec<[LabelIdx; 2]> = SmallVec::new();
+    for l in &r.labels {
+        match labels.binary_search(l) {
+            Ok(i) => ls.push(i as LabelIdx),
+            Err(_) => report(
+                Rule::UnknownLabel,
+                format!("label \"{l}\" is not a label of this workspace"),
+            ),
+        }
+    }
+    ls.sort_unstable();
+    ls.dedup();
+    let parent = match (ty.parent, &r.parent) {
+        (None, None) => None,
+        (None, Some(p)) => {
+            report(
+                Rule::Parent,
+                format!(
+                    "type \"{}\" has no parent type, but the resource names parent \"{p}\"",
+                    r.type_
+                ),
+            );
+            None
+        }
+        (Some(pt), None) => {
+            report(
+                Rule::Parent,
+                format!(
+                    "a \"{}\" needs a parent \"{}\"",
+                    r.type_,
+                    schema.ty(pt).name
+                ),
+            );
+            None
+        }
+        (Some(pt), Some(p)) => {
+            let pname = schema.ty(pt).name.as_str();
+            let (ptype, pid) = p.split_once(':').unwrap_or((pname, p.as_str()));
+            if ptype == pname {
+                Some((pt, pid))
+            } else {
+                report(
+                    Rule::Parent,
+                    format!(
+                        "parent \"{p}\" is not a \"{pname}\": a \"{}\" must have a \"{pname}\" parent",
+                        r.type_
+                    ),
+                );
+                None
+            }
+        }
+    };
+    Some(CheckedResource {
+        type_: t,
+        parent,
+        labels: ls,
+    })
+}
+
 /// What bindings resolve against.
 struct Resolver<'a> {
     schema: &'a Schema,
     roles: &'a [Role],
     labels: &'a [String],
-    resources: &'a Resources,
+    resources: &'a ResourceTable,
 }
 
 impl Resolver<'_> {
@@ -679,15 +702,25 @@ impl Resolver<'_> {
     }
 }
 
-/// The spec with every list sorted by id, so exports are stable.
-fn normalised(spec: &WorkspaceSpec) -> WorkspaceSpec {
-    let mut s = spec.clone();
+/// The spec without its resources (the built table holds them), every
+/// list sorted by id, so exports are stable.
+fn normalised_head(spec: &WorkspaceSpec) -> WorkspaceSpec {
+    let mut s = WorkspaceSpec {
+        id: spec.id.clone(),
+        catalog: spec.catalog,
+        features: spec.features.clone(),
+        policy: spec.policy.clone(),
+        types: spec.types.clone(),
+        roles: spec.roles.clone(),
+        labels: spec.labels.clone(),
+        groups: spec.groups.clone(),
+        users: spec.users.clone(),
+        resources: Vec::new(),
+    };
     s.roles.sort_by(|a, b| a.id.cmp(&b.id));
     s.labels.sort();
     s.users.sort_by(|a, b| a.id.cmp(&b.id));
     s.groups.sort_by(|a, b| a.id.cmp(&b.id));
-    s.resources
-        .sort_by(|a, b| (&a.type_, &a.id).cmp(&(&b.type_, &b.id)));
     s
 }
 
@@ -768,11 +801,13 @@ mod tests {
             Ok(w) => w,
             Err(e) => panic!("{e}"),
         };
-        assert_eq!(ws.spec.labels, ["a", "b"]);
-        let users: Vec<&str> = ws.spec.users.iter().map(|u| u.id.as_str()).collect();
+        let spec = ws.to_spec();
+        assert_eq!(spec.labels, ["a", "b"]);
+        let users: Vec<&str> = spec.users.iter().map(|u| u.id.as_str()).collect();
         assert_eq!(users, ["u-1", "u-2"]);
-        let res: Vec<&str> = ws.spec.resources.iter().map(|r| r.id.as_str()).collect();
+        let res: Vec<&str> = spec.resources.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(res, ["m-1", "m-2"]);
+        assert!(ws.spec_head.resources.is_empty(), "resources are kept once");
     }
 
     #[test]

@@ -8,8 +8,14 @@ use rustc_hash::FxHasher;
 use smallvec::SmallVec;
 use std::hash::{Hash, Hasher};
 
+use std::ops::Bound;
+use std::sync::Arc;
+
+use roaring::RoaringBitmap;
+
+use super::overlay::{Overlay, Record};
 use super::schema::{PermSet, Schema, TypeId};
-use super::spec::{Source, WorkspaceSpec};
+use super::spec::{ResourceSpec, Source, WorkspaceSpec};
 
 pub type RoleIdx = u32;
 pub type LabelIdx = u32;
@@ -72,11 +78,12 @@ pub struct Policy {
     pub admin_roles: Vec<RoleIdx>,
 }
 
-/// Every resource of a workspace, implicit ones included, sorted by
-/// `(type, id)`: the resources of one type are a contiguous range whose
-/// order is the ascending order of their ids, so lists come out sorted.
+/// The resources of a workspace when it was last built in full, implicit
+/// ones included, sorted by `(type, id)`: the resources of one type are a
+/// contiguous range whose order is the ascending order of their ids, so
+/// lists come out sorted.
 #[derive(Debug, Clone, Default)]
-pub struct Resources {
+pub struct ResourceTable {
     /// All ids back to back; resource `r` is
     /// `ids[meta[r].id_start..meta[r + 1].id_start]`.
     ids: String,
@@ -84,10 +91,10 @@ pub struct Resources {
     /// side so that a lookup touches one cache line, not three arrays. One
     /// extra entry at the end closes the last resource's ranges.
     meta: Vec<ResMeta>,
-    pub type_of: Vec<TypeId>,
+    type_of: Vec<TypeId>,
     label_list: Vec<LabelIdx>,
     /// `type_start[t]..type_start[t+1]` are the resources of type `t`.
-    pub type_start: Vec<ResIdx>,
+    type_start: Vec<ResIdx>,
     lookup: HashTable<ResIdx>,
 }
 
@@ -113,13 +120,13 @@ pub struct PendingResource<'a> {
     pub labels: SmallVec<[LabelIdx; 2]>,
 }
 
-impl Resources {
+impl ResourceTable {
     /// Builds the table; duplicates must have been removed, and every parent
     /// must be among `items` (unknown parents become [`NO_PARENT`]).
-    pub fn build(type_count: usize, mut items: Vec<PendingResource<'_>>) -> Resources {
+    pub fn build(type_count: usize, mut items: Vec<PendingResource<'_>>) -> ResourceTable {
         items.sort_unstable_by(|a, b| (a.type_, a.id).cmp(&(b.type_, b.id)));
         let n = items.len();
-        let mut r = Resources {
+        let mut r = ResourceTable {
             ids: String::with_capacity(items.iter().map(|i| i.id.len()).sum()),
             meta: Vec::with_capacity(n + 1),
             type_of: Vec::with_capacity(n),
@@ -149,7 +156,7 @@ impl Resources {
         }
         for i in 0..n as ResIdx {
             let h = key_hash(r.type_of[i as usize], r.id(i));
-            let Resources {
+            let ResourceTable {
                 ids,
                 meta,
                 type_of,
@@ -216,25 +223,335 @@ impl Resources {
     }
 }
 
+impl ResourceTable {
+    #[inline]
+    fn type_of(&self, r: ResIdx) -> TypeId {
+        self.type_of[r as usize]
+    }
+}
+
+/// Every resource of a workspace: the table it was last built with (the
+/// base, shared between revisions) and the changes of the resource deltas
+/// applied since (the overlay, see [`super::overlay`]). Readers go through
+/// these methods only, so they see the changes; with an empty overlay each
+/// costs one branch more than the table's own.
+#[derive(Debug, Clone, Default)]
+pub struct Resources {
+    base: Arc<ResourceTable>,
+    overlay: Overlay,
+}
+
+impl Resources {
+    pub fn new(base: ResourceTable) -> Resources {
+        Resources {
+            base: Arc::new(base),
+            overlay: Overlay::default(),
+        }
+    }
+
+    /// The table the workspace was built with; the engine's indexes are
+    /// built from it.
+    pub fn base(&self) -> &ResourceTable {
+        &self.base
+    }
+
+    pub fn overlay(&self) -> &Overlay {
+        &self.overlay
+    }
+
+    #[inline]
+    fn record(&self, r: ResIdx) -> Option<&Record> {
+        if self.overlay.is_empty() {
+            None
+        } else {
+            self.overlay.record(r, self.base.len())
+        }
+    }
+
+    /// Live resources, implicit ones included.
+    pub fn len(&self) -> usize {
+        let removed_base = match self.base.len() {
+            0 => 0,
+            n => self.overlay.removed.rank(n as ResIdx - 1),
+        };
+        let added: usize = self.overlay.added.values().map(|m| m.len()).sum();
+        let removed_added = self.overlay.removed.len() - removed_base;
+        self.base.len() - removed_base as usize + added - removed_added as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[inline]
+    pub fn id(&self, r: ResIdx) -> &str {
+        if (r as usize) < self.base.len() {
+            self.base.id(r)
+        } else {
+            self.overlay.records.get(&r).map_or("", |x| &x.id)
+        }
+    }
+
+    #[inline]
+    pub fn type_of(&self, r: ResIdx) -> TypeId {
+        if (r as usize) < self.base.len() {
+            self.base.type_of(r)
+        } else {
+            // Every added index gets its record as it is added (`upsert`).
+            self.overlay.records.get(&r).map_or(0, |x| x.type_)
+        }
+    }
+
+    #[inline]
+    pub fn labels(&self, r: ResIdx) -> &[LabelIdx] {
+        match self.record(r) {
+            Some(x) => &x.labels,
+            None if (r as usize) < self.base.len() => self.base.labels(r),
+            None => &[],
+        }
+    }
+
+    #[inline]
+    pub fn parent_of(&self, r: ResIdx) -> Option<ResIdx> {
+        match self.record(r) {
+            Some(x) => (x.parent != NO_PARENT).then_some(x.parent),
+            None if (r as usize) < self.base.len() => self.base.parent_of(r),
+            None => None,
+        }
+    }
+
+    #[inline]
+    pub fn find(&self, t: TypeId, id: &str) -> Option<ResIdx> {
+        let found = self.base.find(t, id);
+        if self.overlay.is_empty() {
+            return found;
+        }
+        let r = found.or_else(|| self.overlay.added(t, id))?;
+        (!self.overlay.removed.contains(r)).then_some(r)
+    }
+
+    /// Whether `r` was removed by a delta since the base was built.
+    #[inline]
+    pub fn is_removed(&self, r: ResIdx) -> bool {
+        !self.overlay.removed.is_empty() && self.overlay.removed.contains(r)
+    }
+
+    /// Removed resources (base and added).
+    pub fn removed(&self) -> &RoaringBitmap {
+        &self.overlay.removed
+    }
+
+    /// Base resources whose labels or parent changed since the base was
+    /// built: the base's label postings and child lists are stale for them.
+    pub fn changed(&self) -> &RoaringBitmap {
+        &self.overlay.changed
+    }
+
+    /// The base's resources of one type, in ascending id order, removed
+    /// ones included: see [`Self::added_of_type`] for the others.
+    pub fn base_of_type(&self, t: TypeId) -> std::ops::Range<ResIdx> {
+        self.base.of_type(t)
+    }
+
+    /// Resources of type `t` added since the base was built (removed ones
+    /// included) whose ids sort after `after`, in ascending id order.
+    pub fn added_of_type<'a>(
+        &'a self,
+        t: TypeId,
+        after: Option<&'a str>,
+    ) -> impl Iterator<Item = ResIdx> + 'a {
+        let lower = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Unbounded,
+        };
+        self.overlay
+            .added
+            .get(&t)
+            .into_iter()
+            .flat_map(move |m| m.range::<_, str>((lower, Bound::Unbounded)))
+            .map(|(_, &r)| r)
+    }
+
+    /// How many live resources of type `t` there are.
+    pub fn count_of_type(&self, t: TypeId) -> usize {
+        let range = self.base.of_type(t);
+        let removed = &self.overlay.removed;
+        let below = |r: ResIdx| if r == 0 { 0 } else { removed.rank(r - 1) };
+        let removed_base = below(range.end) - below(range.start);
+        let added = self
+            .added_of_type(t, None)
+            .filter(|&r| !self.is_removed(r))
+            .count();
+        range.len() - removed_base as usize + added
+    }
+
+    /// Every live resource of type `t`, in ascending id order.
+    pub fn of_type(&self, t: TypeId) -> impl Iterator<Item = ResIdx> + '_ {
+        self.merge_by_id(self.base.of_type(t), self.added_of_type(t, None))
+            .filter(|&r| !self.is_removed(r))
+    }
+
+    /// Two streams of resources, each ascending by id, as one.
+    pub fn merge_by_id<A, B>(&self, a: A, b: B) -> MergeById<'_, A::IntoIter, B::IntoIter>
+    where
+        A: IntoIterator<Item = ResIdx>,
+        B: IntoIterator<Item = ResIdx>,
+    {
+        MergeById {
+            res: self,
+            a: a.into_iter().peekable(),
+            b: b.into_iter().peekable(),
+        }
+    }
+
+    /// Resources whose label `l` was set by a delta since the base was
+    /// built (exactly: stale entries are skipped), removed ones left out.
+    pub fn changed_carriers(&self, l: LabelIdx) -> impl Iterator<Item = ResIdx> + '_ {
+        self.overlay
+            .postings
+            .range((l, 0)..=(l, ResIdx::MAX))
+            .map(|&(_, r)| r)
+            .filter(move |&r| !self.is_removed(r) && self.labels(r).contains(&l))
+    }
+
+    /// Resources placed under `p` by a delta since the base was built
+    /// (exactly: stale entries are skipped), removed ones left out.
+    pub fn changed_children(&self, p: ResIdx) -> impl Iterator<Item = ResIdx> + '_ {
+        self.overlay
+            .children
+            .range((p, 0)..=(p, ResIdx::MAX))
+            .map(|&(_, r)| r)
+            .filter(move |&r| !self.is_removed(r) && self.parent_of(r) == Some(p))
+    }
+
+    /// Adds or replaces the resource `t:id` (removed ones come back, with
+    /// their index) and returns its index.
+    pub fn upsert(
+        &mut self,
+        t: TypeId,
+        id: &str,
+        parent: Option<ResIdx>,
+        labels: SmallVec<[LabelIdx; 4]>,
+    ) -> ResIdx {
+        let base_len = self.base.len();
+        let existing = self.base.find(t, id).or_else(|| self.overlay.added(t, id));
+        let r = existing.unwrap_or_else(|| self.overlay.add(t, id, base_len));
+        let id: Arc<str> = match self.overlay.records.get(&r) {
+            Some(x) => Arc::clone(&x.id),
+            None => Arc::from(id),
+        };
+        let record = Record {
+            type_: t,
+            id,
+            parent: parent.unwrap_or(NO_PARENT),
+            labels,
+        };
+        self.overlay.put(r, record, base_len);
+        r
+    }
+
+    /// Moves resource `r`, which an [`Self::upsert`] wrote, under `parent`.
+    pub fn set_parent(&mut self, r: ResIdx, parent: Option<ResIdx>) {
+        self.overlay.set_parent(r, parent.unwrap_or(NO_PARENT));
+    }
+
+    pub fn remove(&mut self, r: ResIdx) {
+        self.overlay.removed.insert(r);
+    }
+}
+
+/// See [`Resources::merge_by_id`].
+pub struct MergeById<'a, A: Iterator<Item = ResIdx>, B: Iterator<Item = ResIdx>> {
+    res: &'a Resources,
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+}
+
+impl<A: Iterator<Item = ResIdx>, B: Iterator<Item = ResIdx>> Iterator for MergeById<'_, A, B> {
+    type Item = ResIdx;
+
+    fn next(&mut self) -> Option<ResIdx> {
+        match (self.a.peek(), self.b.peek()) {
+            (Some(&x), Some(&y)) if self.res.id(y) < self.res.id(x) => self.b.next(),
+            (Some(_), _) => self.a.next(),
+            (None, _) => self.b.next(),
+        }
+    }
+}
+
 /// A validated workspace.
 #[derive(Debug, Clone)]
 pub struct Workspace {
     pub id: String,
-    /// The spec it was built from, normalised (sorted by id), for export and
-    /// for applying deltas.
-    pub spec: WorkspaceSpec,
-    pub schema: Schema,
+    /// The spec it was built from, normalised (sorted by id), **without its
+    /// resources**: they live in `resources` only (a second copy would
+    /// double the memory). [`Self::to_spec`] gives the whole spec.
+    pub spec_head: Arc<WorkspaceSpec>,
+    // Shared between the revisions a resource delta makes, hence the Arcs.
+    pub schema: Arc<Schema>,
     /// Enabled features, indexed by `FeatureId`.
     pub features_enabled: Vec<bool>,
-    pub roles: Vec<Role>,
-    pub labels: Vec<String>,
-    pub users: Vec<User>,
-    pub groups: Vec<Group>,
+    pub roles: Arc<Vec<Role>>,
+    pub labels: Arc<Vec<String>>,
+    pub users: Arc<Vec<User>>,
+    pub groups: Arc<Vec<Group>>,
     pub resources: Resources,
     pub policy: Policy,
 }
 
 impl Workspace {
+    /// The same workspace with other resources (of a resource delta).
+    pub fn with_resources(&self, resources: Resources) -> Workspace {
+        Workspace {
+            id: self.id.clone(),
+            spec_head: Arc::clone(&self.spec_head),
+            schema: Arc::clone(&self.schema),
+            features_enabled: self.features_enabled.clone(),
+            roles: Arc::clone(&self.roles),
+            labels: Arc::clone(&self.labels),
+            users: Arc::clone(&self.users),
+            groups: Arc::clone(&self.groups),
+            resources,
+            policy: self.policy.clone(),
+        }
+    }
+
+    /// The workspace as file data, normalised: lists sorted by id,
+    /// resources by `(type, id)` with parents written `type:id`.
+    pub fn to_spec(&self) -> WorkspaceSpec {
+        let mut spec = WorkspaceSpec::clone(&self.spec_head);
+        let res = &self.resources;
+        let mut types: Vec<TypeId> = (0..self.schema.types.len() as TypeId)
+            .filter(|&t| !self.schema.ty(t).implicit)
+            .collect();
+        types.sort_by(|&a, &b| self.schema.ty(a).name.cmp(&self.schema.ty(b).name));
+        spec.resources = Vec::with_capacity(res.len());
+        for t in types {
+            let name = &self.schema.ty(t).name;
+            spec.resources.extend(res.of_type(t).map(|r| {
+                ResourceSpec {
+                    type_: name.clone(),
+                    id: res.id(r).to_string(),
+                    parent: res.parent_of(r).map(|p| self.resource_key(p)),
+                    labels: res
+                        .labels(r)
+                        .iter()
+                        .map(|&l| self.labels[l as usize].clone())
+                        .collect(),
+                }
+            }));
+        }
+        spec
+    }
+
+    /// How many resources the spec lists (implicit ones left out).
+    pub fn listed_resources(&self) -> usize {
+        (0..self.schema.types.len() as TypeId)
+            .filter(|&t| !self.schema.ty(t).implicit)
+            .map(|t| self.resources.count_of_type(t))
+            .sum()
+    }
+
     pub fn role_idx(&self, id: &str) -> Option<RoleIdx> {
         // Roles are sorted by id (built-ins merged in), see validate.
         self.roles
@@ -275,7 +592,7 @@ impl Workspace {
 
     /// `type:id` of a resource.
     pub fn resource_key(&self, r: ResIdx) -> String {
-        let t = self.resources.type_of[r as usize];
+        let t = self.resources.type_of(r);
         format!("{}:{}", self.schema.ty(t).name, self.resources.id(r))
     }
 

@@ -6,11 +6,12 @@
 //!
 //! 1. Take the apply lock: one update at a time, across every Apply stream.
 //! 2. On a blocking thread (it is CPU work): check `expected_revision`,
-//!    resolve the update against the current model and validate the result
-//!    with [`apply_update`] (the function the replay on start uses too, so
-//!    the two cannot disagree), and index the workspaces it writes. Every
+//!    resolve the update against the current model, validate and index
+//!    the workspaces it writes with [`Snapshot::apply`] (the function the
+//!    replay on start uses too, so the two cannot disagree). Every
 //!    workspace it does not write is shared, `Arc` and all, with the
-//!    current revision.
+//!    current revision; a resource delta shares most of the workspace it
+//!    writes too.
 //! 3. Append it to the state dir's log, which fsyncs before it returns.
 //! 4. Record its Watch event and publish the new revision.
 //! 5. Release the lock. The caller answers only after this.
@@ -36,15 +37,14 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use rustc_hash::FxHashMap;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use super::Store;
 use crate::durable::{Recovered, StateDir};
-use crate::engine::{CompiledWorkspace, Snapshot};
-use crate::model::delta::{apply_update, Update};
-use crate::model::{validate_snapshot, InvalidSnapshot, Problem, Rule, Workspace};
+use crate::engine::Snapshot;
+use crate::model::delta::Update;
+use crate::model::{InvalidSnapshot, Problem, Rule};
 
 /// How many revisions' events Watch can replay (and how far a Watch reader
 /// may fall behind before it is ended with RESOURCE_EXHAUSTED).
@@ -361,12 +361,8 @@ fn apply_locked(
                 ));
             }
         }
-        let lookup = |id: &str| {
-            current
-                .and_then(|v| v.snapshot.workspace(id))
-                .map(|w| &w.model.spec)
-        };
-        let written = match apply_update(lookup, update) {
+        let mut snapshot = current.map(|v| v.snapshot.clone()).unwrap_or_default();
+        let written = match snapshot.apply(update) {
             Ok(ws) => ws,
             Err(e) => {
                 problems.extend(e.problems);
@@ -376,9 +372,8 @@ fn apply_locked(
         if !problems.is_empty() {
             return Err(ApplyError::Rejected(problems.into()));
         }
-        let mut snapshot = current.map(|v| v.snapshot.clone()).unwrap_or_default();
         for w in written {
-            snapshot.insert(Arc::new(CompiledWorkspace::new(w)));
+            snapshot.insert(Arc::new(w));
         }
         if let Some(dir) = state {
             dir.append(next, update).map_err(|e| {
@@ -531,7 +526,7 @@ pub struct Restored {
 }
 
 /// Rebuilds the model from what [`StateDir::open`] recovered: the snapshot,
-/// then every logged update through [`apply_update`] (ignoring
+/// then every logged update through [`Snapshot::apply`] (ignoring
 /// `expected_revision`, which was checked when it was accepted). `None`
 /// for an empty state dir. An update that no longer applies is a hard error:
 /// the sidecar never serves a model other than the acknowledged one.
@@ -539,40 +534,35 @@ pub fn restore(recovered: &Recovered) -> Result<Option<Restored>, RecoverError> 
     if recovered.snapshot.is_none() && recovered.updates.is_empty() {
         return Ok(None);
     }
-    let mut models: FxHashMap<String, Workspace> = FxHashMap::default();
-    let base = match &recovered.snapshot {
+    let (base, mut snapshot) = match &recovered.snapshot {
         Some((revision, spec)) => {
-            let workspaces = validate_snapshot(spec).map_err(|source| RecoverError::Snapshot {
+            let snapshot = Snapshot::from_spec(spec).map_err(|source| RecoverError::Snapshot {
                 revision: *revision,
                 source,
             })?;
-            for w in workspaces {
-                models.insert(w.id.clone(), w);
-            }
-            *revision
+            (*revision, snapshot)
         }
-        None => 0,
+        None => (0, Snapshot::default()),
     };
     let events = Events::new(WATCH_BUFFER, base.max(1));
     let mut revision = base;
     for (r, update) in &recovered.updates {
-        let written =
-            apply_update(|id| models.get(id).map(|w| &w.spec), update).map_err(|source| {
-                RecoverError::Replay {
-                    revision: *r,
-                    request_id: update.request_id.clone(),
-                    source,
-                }
+        let written = snapshot
+            .apply(update)
+            .map_err(|source| RecoverError::Replay {
+                revision: *r,
+                request_id: update.request_id.clone(),
+                source,
             })?;
         for w in written {
-            models.insert(w.id.clone(), w);
+            snapshot.insert(Arc::new(w));
         }
         events.record(Event::of_update(*r, update, None));
         revision = *r;
     }
     Ok(Some(Restored {
         revision,
-        snapshot: Snapshot::from_workspaces(models.into_values().collect()),
+        snapshot,
         events,
         replayed: recovered.updates.len(),
     }))

@@ -5,6 +5,7 @@
 //! Each property runs 1000 cases; each case compares thousands of
 //! decisions. Run with `cargo test --release --test oracle`.
 
+mod deltas;
 mod reference;
 mod strategy;
 
@@ -209,10 +210,18 @@ fn checks_agree(plans: &[WorkspacePlan]) -> Result<(), TestCaseError> {
     let (spec, built) = build(plans);
     let snap = compile(&spec)?;
     for b in &built {
-        let o = Oracle::new(&b.spec);
         let cw = snap
             .workspace(&b.spec.id)
             .ok_or_else(|| TestCaseError::fail("workspace missing"))?;
+        checks_agree_on(cw, b)?;
+    }
+    Ok(())
+}
+
+/// Every check on one compiled workspace against the oracle on its spec.
+fn checks_agree_on(cw: &CompiledWorkspace, b: &Built) -> Result<(), TestCaseError> {
+    {
+        let o = Oracle::new(&b.spec);
         let subjects = subjects_of(&b.spec);
         for (t, id, x) in all_targets(&o) {
             let (_, resolved) = cw
@@ -295,10 +304,23 @@ fn lists_agree(plans: &[WorkspacePlan]) -> Result<(), TestCaseError> {
     let (spec, built) = build(plans);
     let snap = compile(&spec)?;
     for b in &built {
-        let o = Oracle::new(&b.spec);
         let cw = snap
             .workspace(&b.spec.id)
             .ok_or_else(|| TestCaseError::fail("workspace missing"))?;
+        lists_agree_on(cw, &b.spec)?;
+    }
+    Ok(())
+}
+
+/// Every list on one compiled workspace, whole and paged, against the
+/// oracle on its spec.
+fn lists_agree_on(cw: &CompiledWorkspace, spec: &WorkspaceSpec) -> Result<(), TestCaseError> {
+    let b = Built {
+        spec: spec.clone(),
+        news: Vec::new(),
+    };
+    {
+        let o = Oracle::new(&b.spec);
         let subjects = subjects_of(&b.spec);
         for t in o.type_names() {
             // No parent; each possible parent; one that does not exist; and
@@ -552,6 +574,14 @@ proptest! {
     #[test]
     fn policy_invariants_agree_with_the_oracle(plan in workspace_plan(), policy in policy_plan()) {
         policies_agree(&plan, &policy)?;
+    }
+
+    #[test]
+    fn resource_deltas_agree_with_a_rebuild_and_the_oracle(
+        plan in workspace_plan(),
+        steps in deltas::delta_plans(),
+    ) {
+        deltas::deltas_agree(&plan, &steps)?;
     }
 }
 
