@@ -8,6 +8,7 @@
 
 use super::status::ApiError;
 use crate::engine::{self, BindingView, ResourceQuery, SubjectGrant};
+use crate::model::validate::MAX_LABELS_PER_RESOURCE;
 use crate::pb;
 use crate::store::Consistency;
 
@@ -138,7 +139,10 @@ pub fn list_subjects_request(
 
 /// An existing resource (`type` and `id`), or one not created yet (`type`
 /// with an optional `parent` and `labels`). An `id` together with a parent
-/// or labels is ambiguous and refused, naming the field.
+/// or labels is ambiguous and refused, naming the field. A resource not
+/// created yet may carry at most [`MAX_LABELS_PER_RESOURCE`] labels, as a
+/// stored one may (one length comparison; nothing is allocated unless it is
+/// over).
 pub fn resource_ref(r: Option<&pb::ResourceRef>) -> Result<ResourceQuery<'_>, ApiError> {
     let Some(pb::ResourceRef {
         r#type,
@@ -151,6 +155,16 @@ pub fn resource_ref(r: Option<&pb::ResourceRef>) -> Result<ResourceQuery<'_>, Ap
     };
     let type_ = required("resource.type", r#type)?;
     if id.is_empty() {
+        if labels.len() > MAX_LABELS_PER_RESOURCE {
+            return Err(ApiError::Invalid {
+                field: "resource.labels",
+                message: format!(
+                    "{} labels are over the limit of {MAX_LABELS_PER_RESOURCE} labels per \
+                     resource (the limit of a stored resource)",
+                    labels.len()
+                ),
+            });
+        }
         return Ok(ResourceQuery::New {
             type_,
             parent: optional(parent),
@@ -347,6 +361,27 @@ mod tests {
         assert_eq!(
             resource_ref(None).err(),
             Some(ApiError::Missing { field: "resource" })
+        );
+    }
+
+    #[test]
+    fn inline_labels_are_limited_as_a_stored_resource_s_are() {
+        let labels: Vec<String> = (0..=MAX_LABELS_PER_RESOURCE)
+            .map(|i| format!("l-{i}"))
+            .collect();
+        let at_limit: Vec<&str> = labels[..MAX_LABELS_PER_RESOURCE]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let over: Vec<&str> = labels.iter().map(String::as_str).collect();
+        assert!(resource_ref(Some(&rref("record", "", "mini:m", &at_limit))).is_ok());
+        let e = resource_ref(Some(&rref("record", "", "mini:m", &over))).err();
+        assert!(
+            e.map(field_of)
+                .is_some_and(|m| m.starts_with("resource.labels:")
+                    && m.contains(&format!("{} labels", MAX_LABELS_PER_RESOURCE + 1))
+                    && m.contains(&format!("limit of {MAX_LABELS_PER_RESOURCE}"))),
+            "over the limit"
         );
     }
 

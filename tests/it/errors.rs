@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rolecall::api::Limits;
+use rolecall::model::validate::MAX_LABELS_PER_RESOURCE;
 use rolecall::pb;
 use rolecall::server::ServeConfig;
 use rolecall::store::{Retention, Store};
@@ -470,6 +471,89 @@ async fn a_batch_or_message_over_the_limit_is_resource_exhausted() {
         .await,
         Code::ResourceExhausted,
         "too large",
+    );
+}
+
+#[tokio::test]
+async fn inline_labels_over_the_limit_are_invalid_argument_naming_the_field() {
+    let server = TestServer::demo().await;
+    let mut c = server.authz();
+    // A record not yet created with `n` labels: site-b (which grants the
+    // coordinator) and undeclared ones.
+    let new = |n: usize| {
+        let mut labels = vec!["site-b".to_string()];
+        labels.extend((1..n).map(|i| format!("junk-{i}")));
+        Some(pb::ResourceRef {
+            r#type: "record".into(),
+            parent: "mini:m-oak".into(),
+            labels,
+            ..Default::default()
+        })
+    };
+    let coord = |n: usize| check(W, "u-coord", "create", new(n));
+    let over = MAX_LABELS_PER_RESOURCE + 1;
+    let limit = format!("{over} labels are over the limit of {MAX_LABELS_PER_RESOURCE}");
+
+    // Exactly the limit is answered.
+    let r = c
+        .check(coord(MAX_LABELS_PER_RESOURCE))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    assert!(r.allowed);
+    // One more is refused, naming the field and the limit.
+    let e = c.check(coord(over)).await.err();
+    assert!(
+        e.as_ref().is_some_and(|s| s.code() == Code::InvalidArgument
+            && s.message().starts_with("resource.labels:")
+            && s.message().contains(&limit)),
+        "{e:?}"
+    );
+    // In a batch, the message names the check.
+    let e = c
+        .check_batch(pb::CheckBatchRequest {
+            checks: vec![coord(1), coord(over)],
+            consistency: None,
+        })
+        .await
+        .err();
+    assert!(
+        e.as_ref().is_some_and(|s| s.code() == Code::InvalidArgument
+            && s.message().starts_with("checks[1].resource.labels:")
+            && s.message().contains(&limit)),
+        "{e:?}"
+    );
+    let ok = c
+        .check_batch(pb::CheckBatchRequest {
+            checks: vec![coord(1), coord(MAX_LABELS_PER_RESOURCE)],
+            consistency: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    assert!(ok.results.iter().all(|r| r.allowed));
+    // ListSubjects takes the same resource reference, and the same limit.
+    let subjects = |n: usize| pb::ListSubjectsRequest {
+        workspace: W.into(),
+        action: "create".into(),
+        resource: new(n),
+        ..Default::default()
+    };
+    let e = c.list_subjects(subjects(over)).await.err();
+    assert!(
+        e.as_ref().is_some_and(|s| s.code() == Code::InvalidArgument
+            && s.message().starts_with("resource.labels:")
+            && s.message().contains(&limit)),
+        "{e:?}"
+    );
+    let listed = c
+        .list_subjects(subjects(MAX_LABELS_PER_RESOURCE))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    assert!(
+        listed.subjects.iter().any(|s| s.user == "u-coord"),
+        "{listed:?}"
     );
 }
 

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rolecall::api::{AdminAuth, AdminLimits, AuthzService, BearerToken, Limits};
+use rolecall::api::{AdminAuth, AdminLimits, AdminService, AuthzService, BearerToken, Limits};
 use rolecall::model::parse::MAX_SNAPSHOT_FILE_BYTES;
 use rolecall::model::validate::MAX_LABELS_PER_RESOURCE;
 use rolecall::pb;
@@ -17,6 +17,7 @@ use rolecall::server::{self, Endpoint, ListenAddr, Listener, ServeConfig, Sideca
 use rolecall::store::apply::{Applier, WATCH_BUFFER};
 use rolecall::store::{Retention, Store};
 use tokio::sync::oneshot;
+use tonic::codegen::http;
 use tonic::service::RoutesBuilder;
 use tonic::{Code, Request, Response, Status};
 
@@ -130,6 +131,167 @@ async fn a_panic_in_a_call_is_internal_and_the_server_goes_on() {
         .into_inner();
     assert!(list.ids.contains(&"r-rose-1".to_string()), "{:?}", list.ids);
 
+    let _ = tx.send(());
+    tokio::time::timeout(Duration::from_secs(20), handle)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+/// The request id that makes [`PanicWhileRead`] panic.
+const PANIC_MARKER: &str = "panic-while-the-apply-task-reads";
+
+/// A request body that panics when the frame carrying [`PANIC_MARKER`] is
+/// read. The Apply handler hands its request stream to the spawned Apply
+/// task, so the body is read, and panics, inside that task: what a panic
+/// while decoding or handling a request would do.
+struct PanicWhileRead(tonic::body::Body);
+
+impl http_body::Body for PanicWhileRead {
+    type Data = tonic::codegen::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Status>>> {
+        let frame = std::task::ready!(std::pin::Pin::new(&mut self.0).poll_frame(cx));
+        if let Some(Ok(f)) = &frame {
+            let marker = PANIC_MARKER.as_bytes();
+            if f.data_ref()
+                .is_some_and(|d| d.windows(marker.len()).any(|w| w == marker))
+            {
+                panic!("a test panic inside the Apply task");
+            }
+        }
+        std::task::Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        http_body::Body::is_end_stream(&self.0)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::Body::size_hint(&self.0)
+    }
+}
+
+/// A gRPC service whose request bodies are [`PanicWhileRead`]s.
+#[derive(Clone)]
+struct PanickyBodies<S>(S);
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for PanickyBodies<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S> tower::Service<http::Request<tonic::body::Body>> for PanickyBodies<S>
+where
+    S: tower::Service<http::Request<tonic::body::Body>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> S::Future {
+        self.0
+            .call(req.map(|b| tonic::body::Body::new(PanicWhileRead(b))))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_apply_task_is_internal_and_the_server_goes_on() {
+    let store = Arc::new(Store::new(Retention::default()));
+    store.publish(demo_snapshot());
+    let applier = Arc::new(Applier::in_memory(Arc::clone(&store)));
+    let sidecar = Sidecar::new(ServeConfig::default(), Arc::clone(&store));
+    let (authz_l, authz_url) = bind_tcp().await;
+    let (admin_l, admin_url) = bind_tcp().await;
+    // The real Admin service, token check included; only its request
+    // bodies are wrapped. Served by `Endpoint::serve`, like the real
+    // listeners (the same catch-panic layer).
+    let token = BearerToken::new(TOKEN.as_bytes()).unwrap();
+    let mut routes = RoutesBuilder::default();
+    routes.add_service(PanickyBodies(
+        AdminService::new(applier).into_server(AdminAuth::token(token), 4 << 20),
+    ));
+    let admin = Endpoint {
+        name: "admin",
+        listener: admin_l,
+        routes: routes.routes(),
+        health_names: vec![],
+        needs_model: false,
+        tls: None,
+    };
+    let endpoints = vec![sidecar.authz_endpoint(authz_l).unwrap(), admin];
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(sidecar.run(endpoints, async {
+        let _ = rx.await;
+    }));
+    let admin_channel = connect_tcp(&admin_url).await;
+    let mut client = admin_client(&admin_channel, TOKEN);
+    let mut watch = client
+        .watch(pb::WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+
+    let before = panics_caught();
+    let mut apply = ApplyStream::open(&mut client).await;
+    assert_eq!(
+        apply
+            .applied(delta("first", r#"[{"upsert_label":"x-1"}]"#))
+            .await,
+        "2"
+    );
+    // The next request panics the stream's task while it reads it: the
+    // stream ends with INTERNAL from the task's supervisor (it names the
+    // RPC, not the gRPC path the catch-panic layer would), not a clean end.
+    let end = apply
+        .try_send(delta(PANIC_MARKER, r#"[{"upsert_label":"x-2"}]"#))
+        .await;
+    assert_status(end, Code::Internal, "internal error while answering Apply;");
+    assert!(panics_caught() > before, "the panic was not counted");
+    assert_eq!(store.revision(), 2, "the panicked request was applied");
+
+    // The server goes on: a new Apply stream on the same connection, the
+    // Watch stream that was open, and a Check on the Authz listener.
+    let mut again = ApplyStream::open(&mut client).await;
+    assert_eq!(
+        again
+            .applied(delta("after", r#"[{"upsert_label":"x-3"}]"#))
+            .await,
+        "3"
+    );
+    for expected in ["2", "3"] {
+        let e = tokio::time::timeout(Duration::from_secs(10), watch.message())
+            .await
+            .expect("the Watch stream stalled")
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.revision, expected);
+    }
+    let r = pb::authz_client::AuthzClient::new(connect_tcp(&authz_url).await)
+        .check(check(
+            "sunrise-care",
+            "u-nurse",
+            "read",
+            existing("record", "r-rose-1"),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.allowed);
+    assert_eq!(r.revision, "3");
+
+    drop((apply, again, watch));
     let _ = tx.send(());
     tokio::time::timeout(Duration::from_secs(20), handle)
         .await
