@@ -44,6 +44,16 @@ pub struct Versioned {
     /// When it was published: retention by age counts from the moment a
     /// revision is *replaced*, which is the next revision's `applied_at`.
     pub applied_at: Instant,
+    /// `revision` in decimal, formatted once here rather than per answer.
+    revision_text: Box<str>,
+}
+
+impl Versioned {
+    /// `revision` in decimal, as answers carry it on the wire.
+    #[inline]
+    pub fn revision_text(&self) -> &str {
+        &self.revision_text
+    }
 }
 
 /// Which revision a read may be answered at.
@@ -217,6 +227,7 @@ impl Store {
             revision,
             snapshot,
             applied_at: now,
+            revision_text: revision.to_string().into_boxed_str(),
         });
         {
             let mut history = lock(&self.history);
@@ -368,6 +379,10 @@ mod tests {
         assert_eq!(s.publish(Snapshot::default()), 1);
         assert_eq!(s.publish(Snapshot::default()), 2);
         assert_eq!(s.revision(), 2);
+        assert_eq!(
+            s.current().map(|v| v.revision_text().to_string()),
+            Some("2".into())
+        );
     }
 
     #[test]

@@ -3,8 +3,15 @@
 //! Each call loads the model once and answers from that one revision. A
 //! `latest` Check (the hot path) borrows the current revision lock-free
 //! (`ArcSwap::load`), converts nothing it does not need, and looks each
-//! request string up once.
+//! request string up once. It is answered before the call's future is
+//! returned: only a Check that has to wait for a revision (`at_least` one
+//! not yet published) goes through the asynchronous path, so the hot path
+//! carries no wait state and moves the request into no future. The answer's
+//! revision is the decimal string formatted once per published revision
+//! ([`Versioned::revision_text`]).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,19 +47,39 @@ impl AuthzService {
         pb::authz_server::AuthzServer::new(self).max_decoding_message_size(max_message_bytes)
     }
 
-    async fn check(
+    /// A Check answered without waiting: `latest`, `exact`, and an
+    /// `at_least` revision already published (what [`Store::resolve`] would
+    /// answer at once). `None`: it must wait, in [`Self::check_waiting`].
+    fn check_now(&self, request: &pb::CheckRequest) -> Option<Result<pb::CheckResponse, ApiError>> {
+        let (query, consistency) = match convert::check_request(request) {
+            Ok(parsed) => parsed,
+            Err(e) => return Some(Err(e)),
+        };
+        let current = self.store.load();
+        let Some(v) = current.as_deref() else {
+            return Some(Err(StoreError::NoModel.into()));
+        };
+        Some(match consistency {
+            Consistency::Latest => answer_check(v, &query),
+            Consistency::AtLeast(wanted) if v.revision >= wanted => answer_check(v, &query),
+            Consistency::AtLeast(_) => return None,
+            Consistency::Exact(wanted) => self
+                .store
+                .exact(wanted)
+                .map_err(ApiError::from)
+                .and_then(|v| answer_check(&v, &query)),
+        })
+    }
+
+    /// A Check that waits for its `at_least` revision.
+    async fn check_waiting(
         &self,
         request: Request<pb::CheckRequest>,
     ) -> Result<pb::CheckResponse, ApiError> {
         let (query, consistency) = convert::check_request(request.get_ref())?;
-        if consistency == Consistency::Latest {
-            let current = self.store.load();
-            let v = current.as_deref().ok_or(StoreError::NoModel)?;
-            return answer_check(v, &query, convert::revision(v.revision));
-        }
         let wait = self.wait_budget(request.metadata());
         let v = self.store.resolve(consistency, wait).await?;
-        answer_check(&v, &query, convert::revision(v.revision))
+        answer_check(&v, &query)
     }
 
     async fn check_batch(
@@ -68,18 +95,20 @@ impl AuthzService {
         }
         let (queries, consistency) = convert::check_batch_request(request.get_ref())?;
         let v = self.resolve(consistency, request.metadata()).await?;
-        let revision = convert::revision(v.revision);
         let results = queries
             .iter()
             .enumerate()
             .map(|(index, q)| {
-                answer_check(&v, q, revision.clone()).map_err(|error| ApiError::InBatch {
+                answer_check(&v, q).map_err(|error| ApiError::InBatch {
                     index,
                     error: Box::new(error),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(convert::check_batch_response(results, revision))
+        Ok(convert::check_batch_response(
+            results,
+            v.revision_text().to_owned(),
+        ))
     }
 
     async fn list_visible(
@@ -111,7 +140,7 @@ impl AuthzService {
         Ok(convert::list_visible_response(
             page.items,
             next_token(page.next_after, v.revision, fingerprint),
-            convert::revision(v.revision),
+            v.revision_text().to_owned(),
         ))
     }
 
@@ -153,7 +182,7 @@ impl AuthzService {
         Ok(convert::list_subjects_response(
             page.items,
             next_token(page.next_after, v.revision, fingerprint),
-            convert::revision(v.revision),
+            v.revision_text().to_owned(),
         ))
     }
 
@@ -210,14 +239,11 @@ impl AuthzService {
 }
 
 /// Answers one check at one revision.
-fn answer_check(
-    v: &Versioned,
-    q: &CheckQuery<'_>,
-    revision: String,
-) -> Result<pb::CheckResponse, ApiError> {
+fn answer_check(v: &Versioned, q: &CheckQuery<'_>) -> Result<pb::CheckResponse, ApiError> {
     let ws = workspace(v, q.workspace)?;
     let (t, target) = ws.resolve(&q.resource)?;
     let perm = perm(ws, t, q.action)?;
+    let revision = v.revision_text().to_owned();
     if q.explain {
         let e = ws.explain(q.subject, q.action, perm, &target);
         Ok(convert::check_response(
@@ -338,15 +364,32 @@ impl Counted for pb::ListSubjectsResponse {
     }
 }
 
+/// The future `Authz::check` returns (the trait is an `async_trait`).
+type CheckFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Response<pb::CheckResponse>, Status>> + Send + 'a>>;
+
 #[tonic::async_trait]
 impl pb::authz_server::Authz for AuthzService {
-    async fn check(
-        &self,
+    /// Written out rather than `async`, so that a Check that need not wait
+    /// is answered here and returned as a ready value: its future holds
+    /// only the answer, not the request and the state of a possible wait.
+    fn check<'life0, 'async_trait>(
+        &'life0 self,
         request: Request<pb::CheckRequest>,
-    ) -> Result<Response<pb::CheckResponse>, Status> {
+    ) -> CheckFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
         let timer = RpcTimer::start(Rpc::Check);
         let span = debug_span!("rpc", method = "Check");
-        finish("Check", timer, self.check(request).instrument(span).await)
+        match span.in_scope(|| self.check_now(request.get_ref())) {
+            Some(result) => Box::pin(std::future::ready(finish("Check", timer, result))),
+            None => Box::pin(async move {
+                let result = self.check_waiting(request).instrument(span).await;
+                finish("Check", timer, result)
+            }),
+        }
     }
 
     async fn check_batch(
