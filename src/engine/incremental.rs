@@ -84,7 +84,7 @@ pub fn apply_resource_delta(cw: &CompiledWorkspace, delta: &Delta) -> Option<Com
     // upsert of a resource is the one that counts.
     let mut placed = FxHashSet::default();
     for &(r, parent) in parents.iter().rev() {
-        if !placed.insert(r) || res.is_removed(r) {
+        if !placed.insert(r) || !res.is_live(r) {
             continue;
         }
         let p = match parent {
@@ -93,15 +93,120 @@ pub fn apply_resource_delta(cw: &CompiledWorkspace, delta: &Delta) -> Option<Com
         };
         res.set_parent(r, p);
     }
-    let next = CompiledWorkspace {
-        model: ws.with_resources(res),
-        index: cw.index.clone(),
-    };
-    for r in removed {
+    let mut next = CompiledWorkspace::from_parts(ws.with_resources(res), cw.index.clone());
+    // A removed resource may keep no binding and no child.
+    for &r in &removed {
         let gone = next.model.resources.is_removed(r);
         if gone && (cw.index.bound.contains(r) || next.children(r).next().is_some()) {
             return None;
         }
     }
+    for r in removed {
+        next.model.resources.forget_if_removed(r);
+    }
     Some(next)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use crate::engine::Snapshot;
+    use crate::model::delta::{Update, UpdateBody, UpdateSource};
+    use crate::model::spec::ResourceSpec;
+
+    fn snapshot() -> Snapshot {
+        let spec = crate::model::parse::from_text(
+            "workspaces:\n  - id: w\n    users: [{ id: u, bindings: [{ role: admin }] }]\n    resources:\n      - { type: mini, id: m-1 }\n",
+            "test",
+        )
+        .unwrap();
+        Snapshot::from_spec(&spec).unwrap()
+    }
+
+    fn upsert(t: &str, id: &str, parent: Option<&str>) -> Change {
+        Change::UpsertResource(ResourceSpec {
+            type_: t.into(),
+            id: id.into(),
+            parent: parent.map(String::from),
+            labels: Vec::new(),
+        })
+    }
+
+    /// Applies a delta on the incremental path (panics if it declines).
+    fn apply(snap: &mut Snapshot, changes: Vec<Change>) {
+        let cw = Arc::clone(snap.workspace("w").unwrap());
+        let delta = Delta {
+            workspace: "w".into(),
+            changes,
+        };
+        let next = apply_resource_delta(&cw, &delta).expect("the incremental path");
+        snap.insert(Arc::new(next));
+    }
+
+    #[test]
+    fn resources_added_and_removed_again_and_again_do_not_pile_up() {
+        let mut snap = snapshot();
+        apply(&mut snap, vec![upsert("mini", "churn-0", None)]);
+        for i in 1..200 {
+            apply(
+                &mut snap,
+                vec![
+                    upsert("mini", &format!("churn-{i}"), None),
+                    Change::RemoveResource(format!("mini:churn-{}", i - 1)),
+                ],
+            );
+        }
+        let w = snap.workspace("w").unwrap();
+        assert!(
+            w.model.resources.overlay().len() <= 2,
+            "{:?}",
+            w.model.resources.overlay().len()
+        );
+        assert_eq!(w.model.listed_resources(), 2);
+    }
+
+    #[test]
+    fn a_parent_removed_and_added_back_in_one_delta_keeps_its_children() {
+        let mut snap = snapshot();
+        apply(
+            &mut snap,
+            vec![
+                upsert("mini", "m-2", None),
+                upsert("record", "r-1", Some("mini:m-2")),
+            ],
+        );
+        apply(
+            &mut snap,
+            vec![
+                Change::RemoveResource("mini:m-2".into()),
+                upsert("mini", "m-2", None),
+            ],
+        );
+        let w = snap.workspace("w").unwrap();
+        let page = w
+            .list_visible("u", "record", "read", Some("mini:m-2"), None, 10)
+            .unwrap();
+        assert_eq!(page.items, ["r-1"]);
+        // Without the re-add, the removal is the full path's to reject.
+        let cw = Arc::clone(w);
+        let lone = Delta {
+            workspace: "w".into(),
+            changes: vec![Change::RemoveResource("mini:m-2".into())],
+        };
+        assert!(apply_resource_delta(&cw, &lone).is_none());
+        let update = Update {
+            request_id: String::new(),
+            source: UpdateSource::Admin,
+            expected_revision: None,
+            body: UpdateBody::Delta(lone),
+        };
+        let err = snap.apply(&update).unwrap_err().to_string();
+        assert!(
+            err.contains("still has 1 child resource(s) (record:r-1)"),
+            "{err}"
+        );
+    }
 }

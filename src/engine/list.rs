@@ -1,6 +1,8 @@
 //! ListVisible and ListSubjects: set algebra over the indexes, then the same
 //! per-resource rule as `check`, so a list never disagrees with a check.
 
+use std::sync::Arc;
+
 use roaring::{MultiOps, RoaringBitmap};
 use smallvec::SmallVec;
 
@@ -29,11 +31,21 @@ impl<T> Default for Page<T> {
 
 /// Candidates for a list, narrowed by set algebra; each is then decided by
 /// [`CompiledWorkspace::accepts`].
-struct Plan {
+#[derive(Debug)]
+pub struct Plan {
     candidates: RoaringBitmap,
     /// When set, a candidate's parent must be among these (reach, tested
     /// lazily because the readable parents cover most candidates).
     readable_parents: Option<RoaringBitmap>,
+}
+
+/// What a [`Plan`] is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanKey {
+    user: UserIdx,
+    type_: TypeId,
+    perm: PermId,
+    parent: Option<ResIdx>,
 }
 
 /// A user allowed an action, with the bindings that give it.
@@ -82,8 +94,22 @@ impl CompiledWorkspace {
         let Some(u) = self.index.user(&self.model, subject) else {
             return Ok(Page::default());
         };
-        let Some(plan) = self.plan(u, t, perm, parent) else {
-            return Ok(Page::default());
+        let key = PlanKey {
+            user: u,
+            type_: t,
+            perm,
+            parent,
+        };
+        // A page after a cursor most likely continues a walk: its plan is
+        // kept. A first page that is the whole list needs none kept.
+        let kept = after.and_then(|_| self.plans.get(&key));
+        let fresh = kept.is_none();
+        let plan = match kept {
+            Some(p) => p,
+            None => match self.plan(u, t, perm, parent) {
+                Some(p) => Arc::new(p),
+                None => return Ok(Page::default()),
+            },
         };
         let res = &self.model.resources;
         let range = res.base_of_type(t);
@@ -106,6 +132,9 @@ impl CompiledWorkspace {
             items.push(self.model.resources.id(r).to_string());
         }
         let more = visible.next().is_some();
+        if more && fresh {
+            self.plans.put(key, Arc::clone(&plan));
+        }
         Ok(Page {
             next_after: if more { items.last().cloned() } else { None },
             items,

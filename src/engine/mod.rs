@@ -7,6 +7,7 @@ pub mod decision;
 pub mod incremental;
 pub mod index;
 pub mod list;
+mod plan_cache;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -21,18 +22,29 @@ use crate::model::delta::{apply_update, Update, UpdateBody};
 use crate::model::workspace::ResIdx;
 use crate::model::{InvalidSnapshot, SnapshotSpec, Workspace};
 use index::Index;
+use plan_cache::PlanCache;
 
 /// A workspace ready to answer: the validated model plus its indexes.
 #[derive(Debug)]
 pub struct CompiledWorkspace {
     pub model: Workspace,
     pub index: Index,
+    /// Plans of the lists being paged through (see [`plan_cache`]).
+    plans: PlanCache<list::PlanKey, list::Plan>,
 }
 
 impl CompiledWorkspace {
     pub fn new(model: Workspace) -> Self {
         let index = Index::build(&model);
-        CompiledWorkspace { model, index }
+        CompiledWorkspace::from_parts(model, index)
+    }
+
+    pub fn from_parts(model: Workspace, index: Index) -> Self {
+        CompiledWorkspace {
+            model,
+            index,
+            plans: PlanCache::default(),
+        }
     }
 
     /// Users who consume a seat (SPEC 1.4).

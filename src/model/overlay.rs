@@ -10,15 +10,19 @@
 //! Invariants:
 //! - A resource's index never changes and is never reused: a changed base
 //!   resource keeps its base index, an added resource gets the next index
-//!   after every index used so far, a removed one keeps its index, marked
-//!   in `removed`.
-//! - `records` holds the current record of every changed or added resource,
-//!   removed ones included (so looking one up through a stale reference
-//!   never fails); `changed` holds exactly the base indices in `records`.
+//!   after every index used so far. A removed resource keeps its index,
+//!   marked in `removed`, until the end of the delta that removes it; then
+//!   a removed added resource is forgotten (adding it again later gives it
+//!   a new index), so that resources added and removed again and again do
+//!   not pile up.
+//! - `records` holds the current record of every changed base resource
+//!   (removed ones included) and of every added one; `changed` holds
+//!   exactly the base indices in `records`.
 //! - `postings` and `children` hold a `(label, r)` / `(parent, r)` pair for
-//!   every label and parent a record has had here. Stale pairs stay: a
+//!   every label and parent a record has had here. Stale pairs may stay: a
 //!   reader keeps a pair only if the record still has that label or
-//!   parent and is not removed (see [`super::Resources`]).
+//!   parent and is not removed (see [`super::Resources`]); a forgotten
+//!   resource has no labels and no parent.
 
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
@@ -101,6 +105,20 @@ impl Overlay {
             if parent != NO_PARENT {
                 self.children.insert((parent, r));
             }
+        }
+    }
+
+    /// Forgets the added resource `r` (see the invariants).
+    pub(super) fn forget(&mut self, r: ResIdx) {
+        let Some(record) = self.records.remove(&r) else {
+            return;
+        };
+        for &l in &record.labels {
+            self.postings.remove(&(l, r));
+        }
+        self.children.remove(&(record.parent, r));
+        if let Some(ids) = self.added.get_mut(&record.type_) {
+            ids.remove(&*record.id);
         }
     }
 

@@ -336,7 +336,16 @@ impl Resources {
         !self.overlay.removed.is_empty() && self.overlay.removed.contains(r)
     }
 
-    /// Removed resources (base and added).
+    /// Whether `r` names a resource of the workspace now.
+    pub fn is_live(&self, r: ResIdx) -> bool {
+        if (r as usize) < self.base.len() {
+            !self.is_removed(r)
+        } else {
+            self.overlay.records.contains_key(&r)
+        }
+    }
+
+    /// Removed resources.
     pub fn removed(&self) -> &RoaringBitmap {
         &self.overlay.removed
     }
@@ -353,8 +362,8 @@ impl Resources {
         self.base.of_type(t)
     }
 
-    /// Resources of type `t` added since the base was built (removed ones
-    /// included) whose ids sort after `after`, in ascending id order.
+    /// Resources of type `t` added since the base was built whose ids sort
+    /// after `after`, in ascending id order.
     pub fn added_of_type<'a>(
         &'a self,
         t: TypeId,
@@ -455,8 +464,19 @@ impl Resources {
         self.overlay.set_parent(r, parent.unwrap_or(NO_PARENT));
     }
 
+    /// Removes resource `r`; it keeps its index, marked removed, so that an
+    /// upsert brings it back under the same index.
     pub fn remove(&mut self, r: ResIdx) {
         self.overlay.removed.insert(r);
+    }
+
+    /// Forgets `r` if it is a removed added resource (see
+    /// [`super::overlay`]): once nothing can point to it any more, at the
+    /// end of a delta.
+    pub fn forget_if_removed(&mut self, r: ResIdx) {
+        if (r as usize) >= self.base.len() && self.overlay.removed.remove(r) {
+            self.overlay.forget(r);
+        }
     }
 }
 

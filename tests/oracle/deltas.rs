@@ -154,8 +154,11 @@ pub fn deltas_agree(plan: &WorkspacePlan, steps: &[Vec<ChangePlan>]) -> Result<(
         let spec = fast.model.to_spec();
         prop_assert_eq!(&spec, &full.model.to_spec(), "{:?}", update);
         let resource_only = step.iter().all(|c| !matches!(c, ChangePlan::AddLabel(_)));
+        let before = snap
+            .workspace("ws-a")
+            .ok_or_else(|| TestCaseError::fail("workspace missing"))?;
         prop_assert_eq!(
-            !fast.model.resources.overlay().is_empty(),
+            std::ptr::eq(before.model.resources.base(), fast.model.resources.base()),
             resource_only,
             "a valid resource delta takes the incremental path, any other a rebuild"
         );
