@@ -45,6 +45,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
 use crate::model::delta::Update;
@@ -74,15 +75,16 @@ fn parse_name(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
 
 /// What [`StateDir::open`] found: the newest snapshot and the updates after
 /// it, in revision order (consecutive, starting right after the snapshot).
+/// The snapshot's model is read as `S` ([`StateDir::open_as`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Recovered {
-    pub snapshot: Option<(u64, SnapshotSpec)>,
+pub struct Recovered<S = SnapshotSpec> {
+    pub snapshot: Option<(u64, S)>,
     pub updates: Vec<(u64, Update)>,
     /// A torn last record that was cut off (it was never acknowledged).
     pub torn_tail: Option<TornTail>,
 }
 
-impl Recovered {
+impl<S> Recovered<S> {
     /// The last durable revision (0 for an empty state directory).
     pub fn revision(&self) -> u64 {
         self.updates
@@ -147,6 +149,16 @@ impl StateDir {
     /// Opens (creating it if needed) a state directory and recovers what it
     /// holds. See the module docs for what is repaired and what is an error.
     pub fn open(dir: impl AsRef<Path>) -> Result<(StateDir, Recovered), StateDirError> {
+        StateDir::open_as(dir)
+    }
+
+    /// [`Self::open`], reading the snapshot's model (JSON of a
+    /// [`SnapshotSpec`]) as `S`: a restart reads it as
+    /// [`crate::model::parse::StoredSnapshot`], which only validation reads
+    /// and which takes a fraction of the time and memory of the spec.
+    pub fn open_as<S: DeserializeOwned>(
+        dir: impl AsRef<Path>,
+    ) -> Result<(StateDir, Recovered<S>), StateDirError> {
         let dir = dir.as_ref().to_path_buf();
         let io_err = |what: String| {
             let dir = dir.clone();
@@ -604,6 +616,27 @@ mod tests {
         fs::write(dir.path().join(segment_name(1)), &bytes).unwrap();
         let err = StateDir::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn a_snapshot_opened_as_stored_validates_to_the_same_model() {
+        let spec: SnapshotSpec = crate::model::parse::from_text(
+            "workspaces:\n  - id: w\n    labels: [a]\n    users: [{ id: u-1 }]\n    resources:\n      - { type: mini, id: m-1, labels: [a] }\n      - { type: record, id: \"r-\\\"1\\\"\", parent: m-1 }\n",
+            "test",
+        )
+        .unwrap();
+        let model = crate::model::validate_snapshot(&spec).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = StateDir::open(dir.path()).unwrap();
+        s.write_snapshot(3, &spec).unwrap();
+        drop(s);
+        let (_, r) = StateDir::open_as::<crate::model::parse::StoredSnapshot>(dir.path()).unwrap();
+        let (revision, stored) = r.snapshot.unwrap();
+        assert_eq!(revision, 3);
+        let restored = crate::model::validate::validate_stored(&stored).unwrap();
+        let specs =
+            |w: &[crate::model::Workspace]| w.iter().map(|w| w.to_spec()).collect::<Vec<_>>();
+        assert_eq!(specs(&restored), specs(&model));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! by the N body bytes, so neither can change unnoticed; the file ends with a
 //! newline after the body.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::model::SnapshotSpec;
@@ -52,8 +53,9 @@ pub(crate) fn encode(revision: u64, spec: &SnapshotSpec) -> Result<Vec<u8>, serd
     Ok(out)
 }
 
-/// Decodes a snapshot file; the error completes the sentence "FILE ...".
-pub(crate) fn decode(bytes: &[u8]) -> Result<(u64, SnapshotSpec), String> {
+/// Decodes a snapshot file, its model (a [`SnapshotSpec`]'s JSON) as `S`;
+/// the error completes the sentence "FILE ...".
+pub(crate) fn decode<S: DeserializeOwned>(bytes: &[u8]) -> Result<(u64, S), String> {
     let Some(nl) = bytes.iter().position(|&b| b == b'\n') else {
         return Err("has no header line (it is truncated or not a snapshot file)".into());
     };
@@ -84,7 +86,14 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(u64, SnapshotSpec), String> {
             rest.len() - n
         ));
     }
-    let spec = serde_json::from_slice(body).map_err(|e| {
+    // UTF-8 is checked once for the whole body rather than string by
+    // string (a large model has millions); on invalid UTF-8 the slice
+    // reader gives the error, with its position.
+    let parsed = match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    };
+    let spec = parsed.map_err(|e| {
         format!("passes its checksum but cannot be decoded ({e}); it was written by an incompatible rolecall")
     })?;
     Ok((header.revision, spec))
@@ -110,7 +119,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let bytes = encode(42, &spec()).unwrap();
-        assert_eq!(decode(&bytes).unwrap(), (42, spec()));
+        assert_eq!(decode::<SnapshotSpec>(&bytes).unwrap(), (42, spec()));
     }
 
     #[test]
@@ -120,7 +129,7 @@ mod tests {
             for bit in [0x01u8, 0x80] {
                 let mut b = bytes.clone();
                 b[i] ^= bit;
-                if let Ok((rev, s)) = decode(&b) {
+                if let Ok((rev, s)) = decode::<SnapshotSpec>(&b) {
                     // A flip in the header's JSON may still parse to the same
                     // header (e.g. whitespace); it must then decode the same.
                     assert_eq!((rev, s), (42, spec()), "flip at byte {i} went unnoticed");
@@ -129,7 +138,7 @@ mod tests {
         }
         for cut in 0..bytes.len() {
             assert!(
-                decode(&bytes[..cut]).is_err(),
+                decode::<SnapshotSpec>(&bytes[..cut]).is_err(),
                 "cut at {cut} went unnoticed"
             );
         }

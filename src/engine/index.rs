@@ -81,7 +81,11 @@ impl Index {
         let mut child_count = vec![0u32; res.len() + 1];
         for r in 0..res.len() as ResIdx {
             for &l in res.labels(r) {
-                label_postings[l as usize].insert(r);
+                // `r` ascends, so `push` (an append, which does nothing
+                // for a value already there) does what `insert` does
+                // without searching the containers: insert was half of
+                // building a large model's index.
+                label_postings[l as usize].push(r);
             }
             if let Some(p) = res.parent_of(r) {
                 child_count[p as usize + 1] += 1;

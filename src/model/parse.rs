@@ -1,12 +1,17 @@
 //! Reading snapshot files: YAML or JSON (JSON is read as JSON so its errors
 //! carry JSON positions), unknown fields rejected, errors with line and column.
 
+mod stored;
+
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
 use super::problem::{InvalidSnapshot, Problem, Rule};
 use super::spec::SnapshotSpec;
+
+pub(crate) use stored::ResourceList;
+pub use stored::StoredSnapshot;
 
 /// Parses YAML or JSON text into `T`, naming the line and column of an error.
 pub fn from_text<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, InvalidSnapshot> {

@@ -8,6 +8,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
 
 use super::catalog::{catalog, DEFAULT_ADMIN_ROLES};
+use super::parse::{ResourceList, StoredSnapshot};
 use super::problem::{InvalidSnapshot, Problem, Rule};
 use super::schema::{
     id_rule_message, valid_id, PermSet, Schema, TypeId, GROUP_TYPE, LABEL_TYPE, ROLE_TYPE,
@@ -15,8 +16,8 @@ use super::schema::{
 };
 use super::spec::{BindingSpec, ResourceSpec, SnapshotSpec, WorkspaceSpec};
 use super::workspace::{
-    Binding, Group, LabelIdx, PendingResource, Policy, ResourceTable, Resources, Role, Scope, User,
-    Workspace,
+    Binding, Group, LabelIdx, PendingResource, Policy, ResIdx, ResourceTable, Resources, Role,
+    Scope, User, Workspace,
 };
 
 /// The most labels one resource may carry (rule `limit`). Labels are meant
@@ -26,10 +27,31 @@ pub const MAX_LABELS_PER_RESOURCE: usize = 64;
 
 /// Validates every workspace of a snapshot; workspace ids must be unique.
 pub fn validate_snapshot(spec: &SnapshotSpec) -> Result<Vec<Workspace>, InvalidSnapshot> {
+    validate_all(
+        spec.workspaces
+            .iter()
+            .map(|ws| (ws, Listed::Spec(&ws.resources))),
+    )
+}
+
+/// [`validate_snapshot`] for a snapshot read as a [`StoredSnapshot`] (the
+/// state dir's, on a restart): the same workspaces, or the same problems.
+pub fn validate_stored(snapshot: &StoredSnapshot) -> Result<Vec<Workspace>, InvalidSnapshot> {
+    validate_all(
+        snapshot
+            .workspaces
+            .iter()
+            .map(|w| (&w.head, Listed::Stored(&w.resources))),
+    )
+}
+
+fn validate_all<'a>(
+    workspaces: impl Iterator<Item = (&'a WorkspaceSpec, Listed<'a>)>,
+) -> Result<Vec<Workspace>, InvalidSnapshot> {
     let mut problems = Vec::new();
     let mut seen = FxHashSet::default();
     let mut out = Vec::new();
-    for ws in &spec.workspaces {
+    for (ws, listed) in workspaces {
         if !seen.insert(ws.id.as_str()) {
             problems.push(Problem::new(
                 Rule::Duplicate,
@@ -38,7 +60,7 @@ pub fn validate_snapshot(spec: &SnapshotSpec) -> Result<Vec<Workspace>, InvalidS
             ));
             continue;
         }
-        match validate_workspace(ws) {
+        match validate_listed(ws, listed) {
             Ok(w) => out.push(w),
             Err(e) => problems.extend(e.problems),
         }
@@ -52,11 +74,17 @@ pub fn validate_snapshot(spec: &SnapshotSpec) -> Result<Vec<Workspace>, InvalidS
 
 /// Validates one workspace and builds its resolved form.
 pub fn validate_workspace(spec: &WorkspaceSpec) -> Result<Workspace, InvalidSnapshot> {
+    validate_listed(spec, Listed::Spec(&spec.resources))
+}
+
+/// Validates a workspace whose resources are `listed` (`spec.resources`
+/// is then not read).
+fn validate_listed(spec: &WorkspaceSpec, listed: Listed<'_>) -> Result<Workspace, InvalidSnapshot> {
     let mut v = Validator {
         place: format!("workspace \"{}\"", spec.id),
         problems: Vec::new(),
     };
-    let ws = v.build(spec);
+    let ws = v.build(spec, listed);
     if v.problems.is_empty() {
         Ok(ws)
     } else {
@@ -101,7 +129,7 @@ impl Validator {
         true
     }
 
-    fn build(&mut self, spec: &WorkspaceSpec) -> Workspace {
+    fn build(&mut self, spec: &WorkspaceSpec, listed: Listed<'_>) -> Workspace {
         if !valid_id(&spec.id) {
             self.report(Rule::Id, "", id_rule_message("workspace id"));
         }
@@ -126,7 +154,8 @@ impl Validator {
             .iter()
             .map(|&i| spec.groups[i].id.clone())
             .collect();
-        let resources = self.resources(spec, &schema, &labels, &user_ids, &group_ids, &roles);
+        let checker = Checker::new(listed, &schema, &labels);
+        let resources = self.resources(spec, &checker, &labels, &user_ids, &group_ids, &roles);
 
         let resolver = Resolver {
             schema: &schema,
@@ -339,17 +368,18 @@ impl Validator {
         keep.into_iter().map(|(_, i)| i).collect()
     }
 
-    fn resources(
+    fn resources<'a>(
         &mut self,
-        spec: &WorkspaceSpec,
-        schema: &Schema,
-        labels: &[String],
+        spec: &'a WorkspaceSpec,
+        checker: &Checker<'a>,
+        labels: &'a [String],
         users: &[String],
         groups: &[String],
         roles: &[Role],
     ) -> ResourceTable {
+        let schema = checker.schema;
         let mut items: Vec<PendingResource<'_>> = Vec::with_capacity(
-            spec.resources.len() + 1 + users.len() + groups.len() + labels.len() + roles.len(),
+            checker.len() + 1 + users.len() + groups.len() + labels.len() + roles.len(),
         );
         // The workspace itself and its users, groups, labels and roles.
         let mut implicit_items: Vec<(TypeId, &str)> = vec![(WORKSPACE_TYPE, spec.id.as_str())];
@@ -366,38 +396,75 @@ impl Validator {
             });
         }
 
-        let mut seen: FxHashSet<(TypeId, &str)> = FxHashSet::default();
-        let mut parents_to_check: Vec<(String, TypeId, &str)> = Vec::new();
-        for r in &spec.resources {
-            let item = format!("resource \"{}:{}\"", r.type_, r.id);
-            let mut report = |rule: Rule, message: String| self.report(rule, &item, message);
-            let Some(checked) = check_resource(r, schema, labels, &mut report) else {
+        // 1M resources are checked without an allocation each: the `item`
+        // of a problem is formatted only when there is one, and duplicates
+        // and unknown parents are found on the built table (sorted by type
+        // and id, parents resolved) rather than with a hash set and a list
+        // of every parent. Only when the table shows one of them are the
+        // resources walked again to report them exactly as they come, in
+        // the order of the spec.
+        let mut found: Vec<(usize, Rule, String)> = Vec::new();
+        let mut with_parent = 0usize;
+        for i in 0..checker.len() {
+            let mut report = |rule: Rule, message: String| found.push((i, rule, message));
+            let Some(checked) = checker.check(i, &mut report) else {
                 continue;
             };
-            if !seen.insert((checked.type_, r.id.as_str())) {
-                self.report(
-                    Rule::Duplicate,
-                    &item,
-                    format!("resource \"{}:{}\" is listed twice", r.type_, r.id),
-                );
-                continue;
-            }
-            if let Some((pt, pid)) = checked.parent {
-                parents_to_check.push((item, pt, pid));
-            }
+            with_parent += usize::from(checked.parent.is_some());
             items.push(PendingResource {
                 type_: checked.type_,
-                id: &r.id,
+                id: checker.key(i).1,
                 parent: checked.parent,
                 labels: checked.labels,
             });
         }
         let table = ResourceTable::build(schema.types.len(), items);
-        for (item, pt, pid) in parents_to_check {
+        let duplicates = duplicates(checker, &table);
+        let mut duplicate = duplicates.iter().copied().peekable();
+        let mut found = found.into_iter().peekable();
+        loop {
+            // Each resource's own problems, then whether it is listed twice.
+            let (i, dup) = match (found.peek(), duplicate.peek()) {
+                (Some(&(f, _, _)), Some(&d)) if d < f => (d, true),
+                (Some(&(f, _, _)), _) => (f, false),
+                (None, Some(&d)) => (d, true),
+                (None, None) => break,
+            };
+            let (type_name, id) = checker.key(i);
+            let item = format!("resource \"{type_name}:{id}\"");
+            if dup {
+                duplicate.next();
+                self.report(
+                    Rule::Duplicate,
+                    &item,
+                    format!("resource \"{type_name}:{id}\" is listed twice"),
+                );
+            } else {
+                while let Some((_, rule, message)) = found.next_if(|p| p.0 == i) {
+                    self.report(rule, &item, message);
+                }
+            }
+        }
+        let resolved = (0..table.len() as ResIdx)
+            .filter(|&r| table.parent_of(r).is_some())
+            .count();
+        if resolved == with_parent {
+            return table;
+        }
+        // Some parent is not in the table: name each, in spec order.
+        let mut duplicate = duplicates.iter().copied().peekable();
+        for i in 0..checker.len() {
+            if duplicate.next_if_eq(&i).is_some() {
+                continue;
+            }
+            let Some((pt, pid)) = checker.check(i, &mut |_, _| ()).and_then(|c| c.parent) else {
+                continue;
+            };
             if table.find(pt, pid).is_none() {
+                let (type_name, id) = checker.key(i);
                 self.report(
                     Rule::Parent,
-                    item,
+                    format!("resource \"{type_name}:{id}\""),
                     format!(
                         "parent \"{}:{pid}\" does not exist (unknown resource)",
                         schema.ty(pt).name
@@ -538,6 +605,38 @@ impl Validator {
     }
 }
 
+/// Positions among the listed resources of those listed again after a
+/// first listing (of those [`check_resource`] keeps), ascending. The table
+/// holds every kept resource, duplicates included, sorted by type and id,
+/// so a duplicate sits next to its first listing; only when there is one
+/// are the resources walked to tell which listing came first.
+fn duplicates(checker: &Checker<'_>, table: &ResourceTable) -> Vec<usize> {
+    let mut twice: FxHashSet<(TypeId, &str)> = FxHashSet::default();
+    for t in 0..checker.schema.types.len() as TypeId {
+        let range = table.of_type(t);
+        for r in range.start.saturating_add(1)..range.end {
+            if table.id(r) == table.id(r - 1) {
+                twice.insert((t, table.id(r)));
+            }
+        }
+    }
+    if twice.is_empty() {
+        return Vec::new();
+    }
+    let mut seen: FxHashSet<(TypeId, &str)> = FxHashSet::default();
+    let mut out = Vec::new();
+    for i in 0..checker.len() {
+        let Some(c) = checker.check(i, &mut |_, _| ()) else {
+            continue;
+        };
+        let key = (c.type_, checker.key(i).1);
+        if twice.contains(&key) && !seen.insert(key) {
+            out.push(i);
+        }
+    }
+    out
+}
+
 /// A resource of a spec that keeps the rules it can keep on its own.
 pub(crate) struct CheckedResource<'a> {
     pub type_: TypeId,
@@ -560,10 +659,38 @@ pub(crate) fn check_resource<'a>(
     labels: &[String],
     report: &mut dyn FnMut(Rule, String),
 ) -> Option<CheckedResource<'a>> {
-    let Some(t) = schema.type_id(&r.type_) else {
+    let labels = r.labels.iter().map(|l| {
+        let i = labels.binary_search(l).ok().map(|i| i as LabelIdx);
+        (l.as_str(), i)
+    });
+    let t = schema.type_id(&r.type_);
+    check_parts(
+        schema,
+        &r.type_,
+        t,
+        &r.id,
+        r.parent.as_deref(),
+        labels,
+        report,
+    )
+}
+
+/// [`check_resource`] on the parts of a resource: its type name and that
+/// name's type (if any), id, parent, and each label's name with its index
+/// (if it is a label of the workspace).
+fn check_parts<'a, 'l>(
+    schema: &Schema,
+    type_name: &str,
+    t: Option<TypeId>,
+    id: &str,
+    parent: Option<&'a str>,
+    labels: impl ExactSizeIterator<Item = (&'l str, Option<LabelIdx>)>,
+    report: &mut dyn FnMut(Rule, String),
+) -> Option<CheckedResource<'a>> {
+    let Some(t) = t else {
         report(
             Rule::UnknownType,
-            format!("type \"{}\" is not a type of this schema", r.type_),
+            format!("type \"{type_name}\" is not a type of this schema"),
         );
         return None;
     };
@@ -572,31 +699,30 @@ pub(crate) fn check_resource<'a>(
         report(
             Rule::UnknownType,
             format!(
-                "\"{}\" resources are the workspace's own {}s and cannot be listed",
-                r.type_, r.type_
+                "\"{type_name}\" resources are the workspace's own {type_name}s and cannot be listed"
             ),
         );
         return None;
     }
-    if !valid_id(&r.id) {
+    if !valid_id(id) {
         report(Rule::Id, id_rule_message("resource id"));
         return None;
     }
-    if r.labels.len() > MAX_LABELS_PER_RESOURCE {
+    if labels.len() > MAX_LABELS_PER_RESOURCE {
         report(
             Rule::Limit,
             format!(
                 "{} labels are over the limit of {MAX_LABELS_PER_RESOURCE} labels per resource",
-                r.labels.len()
+                labels.len()
             ),
         );
         return None;
     }
     let mut ls: SmallVec<[LabelIdx; 2]> = SmallVec::new();
-    for l in &r.labels {
-        match labels.binary_search(l) {
-            Ok(i) => ls.push(i as LabelIdx),
-            Err(_) => report(
+    for (l, i) in labels {
+        match i {
+            Some(i) => ls.push(i),
+            None => report(
                 Rule::UnknownLabel,
                 format!("label \"{l}\" is not a label of this workspace"),
             ),
@@ -604,14 +730,13 @@ pub(crate) fn check_resource<'a>(
     }
     ls.sort_unstable();
     ls.dedup();
-    let parent = match (ty.parent, &r.parent) {
+    let parent = match (ty.parent, parent) {
         (None, None) => None,
         (None, Some(p)) => {
             report(
                 Rule::Parent,
                 format!(
-                    "type \"{}\" has no parent type, but the resource names parent \"{p}\"",
-                    r.type_
+                    "type \"{type_name}\" has no parent type, but the resource names parent \"{p}\""
                 ),
             );
             None
@@ -620,8 +745,7 @@ pub(crate) fn check_resource<'a>(
             report(
                 Rule::Parent,
                 format!(
-                    "a \"{}\" needs a parent \"{}\"",
-                    r.type_,
+                    "a \"{type_name}\" needs a parent \"{}\"",
                     schema.ty(pt).name
                 ),
             );
@@ -629,15 +753,14 @@ pub(crate) fn check_resource<'a>(
         }
         (Some(pt), Some(p)) => {
             let pname = schema.ty(pt).name.as_str();
-            let (ptype, pid) = p.split_once(':').unwrap_or((pname, p.as_str()));
+            let (ptype, pid) = p.split_once(':').unwrap_or((pname, p));
             if ptype == pname {
                 Some((pt, pid))
             } else {
                 report(
                     Rule::Parent,
                     format!(
-                        "parent \"{p}\" is not a \"{pname}\": a \"{}\" must have a \"{pname}\" parent",
-                        r.type_
+                        "parent \"{p}\" is not a \"{pname}\": a \"{type_name}\" must have a \"{pname}\" parent"
                     ),
                 );
                 None
@@ -649,6 +772,113 @@ pub(crate) fn check_resource<'a>(
         parent,
         labels: ls,
     })
+}
+
+/// The resources a workspace lists: a spec's, or a stored snapshot's.
+#[derive(Clone, Copy)]
+enum Listed<'a> {
+    Spec(&'a [ResourceSpec]),
+    Stored(&'a ResourceList),
+}
+
+/// Checks listed resources by [`check_resource`]'s rules, with the names
+/// of labels (and, in a stored list, of types) looked up by hash, once per
+/// name where the list keeps each name once, rather than by a binary
+/// search over the labels for every label of every resource.
+struct Checker<'a> {
+    listed: Listed<'a>,
+    schema: &'a Schema,
+    /// A spec's: label name to index.
+    label_ix: FxHashMap<&'a str, LabelIdx>,
+    /// A stored list's: the type of each of its type names, and the index
+    /// of each of its label names.
+    type_ids: Vec<Option<TypeId>>,
+    label_ids: Vec<Option<LabelIdx>>,
+}
+
+impl<'a> Checker<'a> {
+    fn new(listed: Listed<'a>, schema: &'a Schema, labels: &'a [String]) -> Checker<'a> {
+        let mut c = Checker {
+            listed,
+            schema,
+            label_ix: FxHashMap::default(),
+            type_ids: Vec::new(),
+            label_ids: Vec::new(),
+        };
+        match listed {
+            Listed::Spec(rs) => {
+                if rs.iter().any(|r| !r.labels.is_empty()) {
+                    c.label_ix = labels
+                        .iter()
+                        .enumerate()
+                        .map(|(i, l)| (l.as_str(), i as LabelIdx))
+                        .collect();
+                }
+            }
+            Listed::Stored(list) => {
+                c.type_ids = list
+                    .type_names()
+                    .iter()
+                    .map(|n| schema.type_id(n))
+                    .collect();
+                c.label_ids = list
+                    .label_names()
+                    .iter()
+                    .map(|l| labels.binary_search(l).ok().map(|i| i as LabelIdx))
+                    .collect();
+            }
+        }
+        c
+    }
+
+    fn len(&self) -> usize {
+        match self.listed {
+            Listed::Spec(rs) => rs.len(),
+            Listed::Stored(list) => list.len(),
+        }
+    }
+
+    /// The type name and id of the `i`th resource, which name it in a
+    /// problem.
+    fn key(&self, i: usize) -> (&'a str, &'a str) {
+        match self.listed {
+            Listed::Spec(rs) => (&rs[i].type_, &rs[i].id),
+            Listed::Stored(list) => (list.type_name(i), list.id(i)),
+        }
+    }
+
+    fn check(&self, i: usize, report: &mut dyn FnMut(Rule, String)) -> Option<CheckedResource<'a>> {
+        match self.listed {
+            Listed::Spec(rs) => {
+                let r = &rs[i];
+                let labels = r.labels.iter().map(|l| {
+                    let ix = self.label_ix.get(l.as_str()).copied();
+                    (l.as_str(), ix)
+                });
+                let t = self.schema.type_id(&r.type_);
+                let parent = r.parent.as_deref();
+                check_parts(self.schema, &r.type_, t, &r.id, parent, labels, report)
+            }
+            Listed::Stored(list) => {
+                let names = list.label_names();
+                let labels = list
+                    .labels(i)
+                    .iter()
+                    .map(|&l| (names[l as usize].as_str(), self.label_ids[l as usize]));
+                let t = self.type_ids[list.type_of(i) as usize];
+                let (type_name, id) = (list.type_name(i), list.id(i));
+                check_parts(
+                    self.schema,
+                    type_name,
+                    t,
+                    id,
+                    list.parent(i),
+                    labels,
+                    report,
+                )
+            }
+        }
+    }
 }
 
 /// What bindings resolve against.
@@ -755,6 +985,68 @@ mod tests {
             text.contains("record:r-1") && text.contains("mini:m-9"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn duplicates_and_missing_parents_are_reported_in_spec_order() {
+        // A resource's own problems, then whether it is listed twice, in
+        // the order of the list; then the missing parents of the first
+        // listings, in the order of the list.
+        let p = problems(
+            "id: w\nlabels: [a]\nresources:\n\
+             - { type: record, id: r-1, parent: m-1, labels: [zz] }\n\
+             - { type: mini, id: m-2 }\n\
+             - { type: record, id: r-1, parent: m-2, labels: [zz] }\n\
+             - { type: record, id: r-2, parent: m-9 }\n\
+             - { type: record, id: r-1, parent: m-8 }\n",
+        );
+        let got: Vec<(Rule, String)> = p.iter().map(|p| (p.rule, p.to_string())).collect();
+        let want = [
+            (Rule::UnknownLabel, "record:r-1"),
+            (Rule::UnknownLabel, "record:r-1"),
+            (Rule::Duplicate, "record:r-1"),
+            (Rule::Duplicate, "record:r-1"),
+            (Rule::Parent, "mini:m-1"),
+            (Rule::Parent, "mini:m-9"),
+        ];
+        assert_eq!(got.len(), want.len(), "{got:?}");
+        for ((rule, text), (want_rule, names)) in got.iter().zip(want) {
+            assert_eq!(*rule, want_rule, "{got:?}");
+            assert!(text.contains(names), "{text}");
+        }
+    }
+
+    /// A snapshot validated from its stored form (as on a restart) gives
+    /// the same workspaces, or the same problems, as from its spec.
+    #[test]
+    fn a_stored_snapshot_validates_as_its_spec() {
+        for yaml in [
+            "workspaces: []\n",
+            "workspaces:\n  - id: w\n    labels: [a, b]\n    users: [{ id: u-1, bindings: [{ role: viewer, scope: \"resource:record:r-1\" }] }]\n    resources:\n      - { type: mini, id: m-1, labels: [b, a, b] }\n      - { type: record, id: r-1, parent: m-1 }\n      - { type: record, id: r-0, parent: \"mini:m-1\", labels: [a] }\n",
+            "workspaces:\n  - id: w\n    labels: [a]\n    resources:\n      - { type: record, id: r-1, parent: m-1, labels: [zz] }\n      - { type: mini, id: m-2 }\n      - { type: record, id: r-1, parent: m-2 }\n      - { type: nope, id: x }\n      - { type: user, id: u }\n      - { type: mini, id: \"a b\" }\n  - id: w\n  - id: v\n    resources: [{ type: mini, id: m-1, parent: m-0 }]\n",
+        ] {
+            let spec: SnapshotSpec = match from_text(yaml, "test") {
+                Ok(s) => s,
+                Err(e) => panic!("{e}"),
+            };
+            let json = match serde_json::to_string(&spec) {
+                Ok(j) => j,
+                Err(e) => panic!("{e}"),
+            };
+            let stored: StoredSnapshot = match serde_json::from_str(&json) {
+                Ok(s) => s,
+                Err(e) => panic!("{e}"),
+            };
+            match (validate_snapshot(&spec), validate_stored(&stored)) {
+                (Ok(a), Ok(b)) => {
+                    let specs = |w: &[Workspace]| w.iter().map(Workspace::to_spec).collect::<Vec<_>>();
+                    assert_eq!(specs(&a), specs(&b));
+                    assert!(!a.is_empty() || yaml.contains("[]"));
+                }
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                (a, b) => panic!("{yaml}: {a:?} / {b:?}"),
+            }
+        }
     }
 
     #[test]

@@ -42,9 +42,11 @@ use crate::api::auth::TokenError;
 use crate::api::{AdminAuth, AdminLimits, AdminService, AuthzService, BearerToken, Limits};
 use crate::durable::{StateDir, StateDirError};
 use crate::engine::Snapshot;
+use crate::model::parse::StoredSnapshot;
+use crate::model::validate::validate_stored;
 use crate::model::InvalidSnapshot;
 use crate::pb;
-use crate::store::apply::{restore, Applier, Event, Events, RecoverError, WATCH_BUFFER};
+use crate::store::apply::{restore_with, Applier, Event, Events, RecoverError, WATCH_BUFFER};
 use crate::store::{Retention, Store, StoreError};
 pub use listen::{ListenAddr, Listener};
 use remap::OversizeIsResourceExhausted;
@@ -694,7 +696,9 @@ fn start_model(args: &ServeArgs, store: &Arc<Store>) -> Result<Applier, ServeErr
         }
         return Ok(Applier::new(Arc::clone(store), None, events, 0));
     };
-    let (mut state, recovered) = StateDir::open(dir)?;
+    // Reading and validating the snapshot is most of a restart: it is read
+    // only in the compact form that validation needs (see `StoredSnapshot`).
+    let (mut state, recovered) = StateDir::open_as::<StoredSnapshot>(dir)?;
     if let Some(torn) = &recovered.torn_tail {
         warn!(
             file = %torn.file.display(),
@@ -705,7 +709,8 @@ fn start_model(args: &ServeArgs, store: &Arc<Store>) -> Result<Applier, ServeErr
              acknowledged and was cut off: serving the last complete revision"
         );
     }
-    let restored = restore(&recovered).map_err(|source| ServeError::Restore {
+    let build = |s: &StoredSnapshot| validate_stored(s).map(Snapshot::from_workspaces);
+    let restored = restore_with(&recovered, build).map_err(|source| ServeError::Restore {
         dir: dir.clone(),
         source,
     })?;

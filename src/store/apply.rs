@@ -531,12 +531,21 @@ pub struct Restored {
 /// for an empty state dir. An update that no longer applies is a hard error:
 /// the sidecar never serves a model other than the acknowledged one.
 pub fn restore(recovered: &Recovered) -> Result<Option<Restored>, RecoverError> {
+    restore_with(recovered, Snapshot::from_spec)
+}
+
+/// [`restore`] for a state dir opened with [`StateDir::open_as`]: `build`
+/// validates and indexes its snapshot.
+pub fn restore_with<S>(
+    recovered: &Recovered<S>,
+    build: impl FnOnce(&S) -> Result<Snapshot, InvalidSnapshot>,
+) -> Result<Option<Restored>, RecoverError> {
     if recovered.snapshot.is_none() && recovered.updates.is_empty() {
         return Ok(None);
     }
     let (base, mut snapshot) = match &recovered.snapshot {
         Some((revision, spec)) => {
-            let snapshot = Snapshot::from_spec(spec).map_err(|source| RecoverError::Snapshot {
+            let snapshot = build(spec).map_err(|source| RecoverError::Snapshot {
                 revision: *revision,
                 source,
             })?;
