@@ -194,8 +194,18 @@ pub fn apply_delta(
     delta: &Delta,
     source: UpdateSource,
 ) -> Result<WorkspaceSpec, Vec<Problem>> {
-    let ws_place = format!("workspace \"{}\"", current.id);
-    if delta.workspace != current.id {
+    apply_delta_to(current.clone(), delta, source)
+}
+
+/// [`apply_delta`] on a spec the caller gives up (no copy of it is made:
+/// a large workspace's spec is hundreds of megabytes).
+fn apply_delta_to(
+    mut ws: WorkspaceSpec,
+    delta: &Delta,
+    source: UpdateSource,
+) -> Result<WorkspaceSpec, Vec<Problem>> {
+    let ws_place = format!("workspace \"{}\"", ws.id);
+    if delta.workspace != ws.id {
         return Err(vec![Problem::new(
             Rule::Id,
             ws_place,
@@ -205,9 +215,8 @@ pub fn apply_delta(
             ),
         )]);
     }
-    let builtins = catalog(current.catalog.unwrap_or_default()).roles;
+    let builtins = catalog(ws.catalog.unwrap_or_default()).roles;
     let is_builtin = |id: &str| builtins.iter().any(|b| b.id == id);
-    let mut ws = current.clone();
     let mut problems = Vec::new();
     // Removed resources, to check for children once every change is applied.
     let mut removed: Vec<(usize, String, String)> = Vec::new();
@@ -626,7 +635,7 @@ pub fn apply_update<'a>(
                 format!("workspace \"{}\"", delta.workspace),
                 "no such workspace; create it with a snapshot first",
             )),
-            Some(cur) => match apply_delta(&cur, delta, update.source) {
+            Some(cur) => match apply_delta_to(cur.into_owned(), delta, update.source) {
                 Err(p) => problems.extend(p),
                 Ok(spec) => match validate_workspace(&spec) {
                     Ok(w) => out.push(w),
