@@ -416,3 +416,39 @@ fn a_large_snapshot_update_round_trips() {
     assert_eq!(r.snapshot, Some((1, big)));
     assert_eq!(r.updates, vec![(2, u)]);
 }
+
+#[test]
+fn compaction_is_due_after_enough_records_and_a_quarter_of_the_snapshot_in_log() {
+    let (dir, _) = with_records(2);
+    let (mut s, _) = open(dir.path());
+    // No snapshot yet: the record count alone decides.
+    assert!(!s.compaction_due(3));
+    assert!(s.compaction_due(2));
+    assert!(!s.compaction_due(0), "0 never compacts");
+
+    // A snapshot far larger than a record: the log must grow to a quarter
+    // of it, whatever the count.
+    s.write_snapshot(2, &spec(2000)).unwrap();
+    let snapshot_bytes = fs::metadata(dir.path().join("snapshot-00000000000000000002.jsonl"))
+        .unwrap()
+        .len();
+    let mut r = 2;
+    while s.log_bytes() * 4 < snapshot_bytes {
+        assert!(
+            !s.compaction_due(1),
+            "due with {} log bytes against a {snapshot_bytes}-byte snapshot",
+            s.log_bytes()
+        );
+        r += 1;
+        s.append(r, &update(r)).unwrap();
+    }
+    assert!(s.compaction_due(1));
+    assert!(
+        !s.compaction_due(r - 1),
+        "and the record count still counts"
+    );
+    // Reopened, the sizes are read back from the files.
+    drop(s);
+    let (s, _) = open(dir.path());
+    assert!(s.compaction_due(1));
+}

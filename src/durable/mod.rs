@@ -132,6 +132,8 @@ pub struct StateDir {
     revision: u64,
     /// Records written since the newest snapshot.
     records_since_snapshot: u64,
+    /// The newest snapshot's size in bytes (0 without one).
+    snapshot_bytes: u64,
     /// Set when a write or fsync failed: what is on disk is then unknown
     /// (a failed fsync may have dropped pages), so nothing more is written
     /// until a restart re-reads the directory.
@@ -183,11 +185,13 @@ impl StateDir {
         }
 
         // The newest snapshot, which must be sound.
+        let mut snapshot_bytes = 0;
         let snapshot = match listing.snapshots.last() {
             None => None,
             Some(&rev) => {
                 let name = snapshot_name(rev);
                 let bytes = fs::read(dir.join(&name)).map_err(io_err(format!("read {name}")))?;
+                snapshot_bytes = bytes.len() as u64;
                 let how = "move it away to recover from an older snapshot and the log (if they \
                            still cover its revision), or restore the state dir from a backup";
                 let (header_rev, spec) = snapshot::decode(&bytes)
@@ -337,6 +341,7 @@ impl StateDir {
             active_len,
             revision,
             records_since_snapshot,
+            snapshot_bytes,
             poisoned: None,
         };
         Ok((
@@ -367,6 +372,18 @@ impl StateDir {
     /// compact.
     pub fn records_since_snapshot(&self) -> u64 {
         self.records_since_snapshot
+    }
+
+    /// Whether compacting is due: `every` records or more since the newest
+    /// snapshot (0 never compacts), and a log a quarter of that snapshot's
+    /// size or more. The second part keeps a large model from being
+    /// rewritten whole every `every` small deltas (a million resources are
+    /// some 80 MB of snapshot, a one-record delta a few hundred bytes of
+    /// log), while a restart still replays at most that much log.
+    pub fn compaction_due(&self, every: u64) -> bool {
+        every > 0
+            && self.records_since_snapshot >= every
+            && self.active_len.saturating_mul(4) >= self.snapshot_bytes
     }
 
     fn check_usable(&self) -> io::Result<()> {
@@ -472,6 +489,7 @@ impl StateDir {
         }
         self.revision = revision;
         self.records_since_snapshot = 0;
+        self.snapshot_bytes = bytes.len() as u64;
         self.remove_covered(revision);
         Ok(())
     }

@@ -111,7 +111,8 @@ pub struct ServeArgs {
     #[arg(long, env = "ROLECALL_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
     /// Compact the state directory into a snapshot after this many logged
-    /// updates (0: never).
+    /// updates (0: never), once the log is also a quarter of the last
+    /// snapshot's size.
     #[arg(long, env = "ROLECALL_COMPACT_EVERY", default_value_t = crate::store::apply::DEFAULT_COMPACT_EVERY)]
     pub compact_every: u64,
     /// The most checks in one CheckBatch (more is RESOURCE_EXHAUSTED).

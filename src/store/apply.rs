@@ -221,7 +221,8 @@ pub struct Applier {
     /// The apply lock, over the state dir when there is one.
     durable: Arc<tokio::sync::Mutex<Option<StateDir>>>,
     events: Arc<Events>,
-    /// Compact after this many logged updates; 0 never compacts.
+    /// Compact after this many logged updates (and see
+    /// [`StateDir::compaction_due`]); 0 never compacts.
     compact_every: u64,
 }
 
@@ -266,7 +267,7 @@ impl Applier {
             let revision = apply_locked(&store, durable.as_mut(), &events, &update)?;
             let due = durable
                 .as_ref()
-                .is_some_and(|d| compact_every > 0 && d.records_since_snapshot() >= compact_every);
+                .is_some_and(|d| d.compaction_due(compact_every));
             Ok::<_, ApplyError>((revision, due))
         })
         .await
@@ -287,7 +288,7 @@ impl Applier {
             let mut durable = durable.lock_owned().await;
             let _ = tokio::task::spawn_blocking(move || {
                 if let Some(dir) = durable.as_mut() {
-                    if dir.records_since_snapshot() >= every {
+                    if dir.compaction_due(every) {
                         compact(&store, dir);
                     }
                 }
@@ -303,11 +304,12 @@ impl Applier {
             .await
     }
 
-    /// Compacts the state dir now if it holds `compact_every` logged
-    /// updates or more (at start, after a long log was replayed).
+    /// Compacts the state dir now if compacting is due
+    /// ([`StateDir::compaction_due`]; at start, after a long log was
+    /// replayed).
     pub async fn compact_if_due(&self) -> bool {
         let every = self.compact_every;
-        self.compact_when(move |dir| every > 0 && dir.records_since_snapshot() >= every)
+        self.compact_when(move |dir| dir.compaction_due(every))
             .await
     }
 
