@@ -11,6 +11,10 @@
 //!   the workspace, parse `type:id`, resolve the resource and the action,
 //!   decide. Round-robin over 4,096 requests of the realistic mix
 //!   (`gen::generate_requests`); the time is per check.
+//! - `check/<model>/from_strings_spread`: the same over 262,144 requests,
+//!   whose data is far more than the cache holds: what a check costs when
+//!   every lookup goes to memory (`engine_stats memlat` measures one such
+//!   miss).
 //! - `check/<model>/resolved`: the decision alone, on requests resolved
 //!   beforehand (the subject is still looked up by id).
 //! - `list_visible/<model>/...`: the first page of 1,000 record ids for a
@@ -41,6 +45,8 @@ use rolecall::model::SnapshotSpec;
 
 /// Requests in the round-robin set (a power of two).
 const REQUESTS: usize = 4096;
+/// Requests in the spread-out set, whose data does not fit in the cache.
+const SPREAD: usize = 1 << 18;
 const PAGE: usize = 1000;
 
 struct Model {
@@ -48,6 +54,7 @@ struct Model {
     spec: SnapshotSpec,
     snap: Snapshot,
     requests: Vec<GenRequest>,
+    spread: Vec<GenRequest>,
     /// A user who may read every record.
     lead: String,
     /// A site nurse: `record_all_viewer` plus `viewer` at 1–3 labels.
@@ -66,6 +73,13 @@ fn model(name: &'static str, preset: Preset) -> Model {
     };
     let mut spec = gen::generate(&opts);
     let requests = gen::generate_requests(&spec, &opts);
+    let spread = gen::generate_requests(
+        &spec,
+        &GenOptions {
+            requests: SPREAD,
+            ..opts.clone()
+        },
+    );
     let wide = gen::add_wide_reader(&mut spec.workspaces[0], 100_000);
     let snap = match Snapshot::from_spec(&spec) {
         Ok(s) => s,
@@ -110,6 +124,7 @@ fn model(name: &'static str, preset: Preset) -> Model {
         spec,
         snap,
         requests,
+        spread,
         lead,
         nurse,
         wide,
@@ -173,6 +188,14 @@ fn bench_check(c: &mut Criterion, m: &Model) {
     g.bench_function("from_strings", |b| {
         b.iter(|| {
             let r = &m.requests[i % REQUESTS];
+            i = i.wrapping_add(1);
+            black_box(check_from_strings(&m.snap, black_box(r)))
+        })
+    });
+    let mut i = 0usize;
+    g.bench_function("from_strings_spread", |b| {
+        b.iter(|| {
+            let r = &m.spread[i % SPREAD];
             i = i.wrapping_add(1);
             black_box(check_from_strings(&m.snap, black_box(r)))
         })

@@ -18,6 +18,9 @@
 //!     complete list_visible walks of a user's records (default:
 //!     `u-wide-reader`, pages of 1,000, once), also for the profiler
 //!     (`perf record -D <ms>` to skip the build)
+//! cargo run --release --example engine_stats -- memlat
+//!     the latency of one dependent memory load, over buffers from 1 MB to
+//!     128 MB: where the machine's cache ends and what a miss costs
 //! ```
 
 use std::hint::black_box;
@@ -317,6 +320,40 @@ fn list(p: Preset, user: &str, page_size: usize, walks: usize) {
     }
 }
 
+/// Chases a random cycle through a buffer, one load per cache line, each
+/// load's address given by the one before: the time per step is the
+/// latency of a load from wherever the buffer fits.
+fn memlat() {
+    const LINE: usize = 16; // u32s per 64-byte line
+    for mb in [1usize, 2, 4, 8, 16, 32, 64, 128] {
+        let lines = (mb << 20) / 64;
+        let mut order: Vec<usize> = (0..lines).collect();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for i in (1..lines).rev() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            order.swap(i, (seed % (i as u64 + 1)) as usize);
+        }
+        let mut next = vec![0u32; lines * LINE];
+        for w in 0..lines {
+            next[order[w] * LINE] = (order[(w + 1) % lines] * LINE) as u32;
+        }
+        let steps = 4_000_000usize;
+        let mut at = 0u32;
+        for _ in 0..lines {
+            at = next[at as usize]; // warm up: touch every line once
+        }
+        let t = Instant::now();
+        for _ in 0..steps {
+            at = next[black_box(at) as usize];
+        }
+        let ns = t.elapsed().as_nanos() as f64 / steps as f64;
+        black_box(at);
+        println!("{mb:>4} MB  {ns:>6.1} ns per dependent load");
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
@@ -325,6 +362,7 @@ fn main() {
         "rss" => rss(p),
         "latency" => latency(p),
         "parts" => parts(p),
+        "memlat" => memlat(),
         "checks" => checks(p, arg(2).parse().unwrap_or(100_000)),
         "list" => list(
             p,
@@ -335,6 +373,8 @@ fn main() {
             arg(3).parse().unwrap_or(1000),
             arg(4).parse().unwrap_or(1),
         ),
-        _ => eprintln!("usage: engine_stats rss|latency|checks|list small|large [...]"),
+        _ => {
+            eprintln!("usage: engine_stats rss|latency|parts|checks|list|memlat small|large [...]")
+        }
     }
 }

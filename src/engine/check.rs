@@ -136,14 +136,14 @@ impl CompiledWorkspace {
 
     /// The decision for `subject` doing `perm` to `target`. No allocation.
     pub fn decide(&self, subject: &str, perm: PermId, target: &Resolved) -> Decision {
-        let Some(u) = self.index.user(&self.model, subject) else {
+        let Some(u) = self.index.user(subject) else {
             return Decision::new(Reason::UnknownSubject);
         };
         self.decide_user(u, perm, target)
     }
 
     pub fn decide_user(&self, u: UserIdx, perm: PermId, target: &Resolved) -> Decision {
-        if !self.model.users[u as usize].active {
+        if !self.index.users[u as usize].active {
             return Decision::new(Reason::Suspended);
         }
         let Resolved::Target(t) = target else {
@@ -216,12 +216,12 @@ impl CompiledWorkspace {
             return true;
         }
         let roles = &self.model.roles;
-        for &(l, role) in &ix.label_grants {
+        for &(l, role) in ix.label_grants() {
             if roles[role as usize].perms.contains(perm) && labels.contains(&l) {
                 return true;
             }
         }
-        for &(r, role) in &ix.resource_grants {
+        for &(r, role) in ix.resource_grants() {
             if roles[role as usize].perms.contains(perm) && self.within(r, this, parent) {
                 return true;
             }
@@ -259,7 +259,7 @@ impl CompiledWorkspace {
             None => 0,
         };
         self.index.users[u as usize]
-            .max_rank
+            .max_rank()
             .is_some_and(|m| target <= m)
     }
 
@@ -362,9 +362,6 @@ impl CompiledWorkspace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Snapshot;
-    use crate::model::parse::from_text;
-    use crate::model::SnapshotSpec;
     use std::sync::Arc;
 
     const SNAPSHOT: &str = r#"
@@ -385,18 +382,7 @@ workspaces:
 "#;
 
     fn workspace() -> Arc<CompiledWorkspace> {
-        let spec: SnapshotSpec = match from_text(SNAPSHOT, "test") {
-            Ok(s) => s,
-            Err(e) => panic!("{e}"),
-        };
-        let snap = match Snapshot::from_spec(&spec) {
-            Ok(s) => s,
-            Err(e) => panic!("{e}"),
-        };
-        match snap.workspace("w") {
-            Some(w) => Arc::clone(w),
-            None => panic!("no workspace w"),
-        }
+        crate::engine::compiled_w(SNAPSHOT)
     }
 
     fn existing<'a>(key: &'a str) -> ResourceQuery<'a> {

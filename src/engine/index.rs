@@ -4,28 +4,135 @@
 //! nothing, so they are dropped at build time); group bindings are flattened
 //! into each member's lists.
 
-use std::hash::{BuildHasher, BuildHasherDefault};
 use std::sync::Arc;
 
-use hashbrown::HashTable;
 use roaring::RoaringBitmap;
-use rustc_hash::FxHasher;
 use smallvec::SmallVec;
 
+use crate::model::id_table::IdTable;
 use crate::model::schema::PermSet;
 use crate::model::workspace::{LabelIdx, ResIdx, RoleIdx, Scope, UserIdx, Workspace};
 
-/// What one user may do, precomputed.
+/// Bytes of an id kept inline in a [`UserIndex`]; a longer id is boxed.
+const INLINE_ID: usize = 22;
+
+/// A user id stored inline when short (every generated id is), so that
+/// comparing it during the lookup touches no memory beyond the record;
+/// 24 bytes.
+#[derive(Debug, Clone)]
+pub enum ShortId {
+    Inline { len: u8, bytes: [u8; INLINE_ID] },
+    Boxed(Box<str>),
+}
+
+impl ShortId {
+    pub fn new(id: &str) -> ShortId {
+        match u8::try_from(id.len()) {
+            Ok(len) if id.len() <= INLINE_ID => {
+                let mut bytes = [0; INLINE_ID];
+                bytes[..id.len()].copy_from_slice(id.as_bytes());
+                ShortId::Inline { len, bytes }
+            }
+            _ => ShortId::Boxed(id.into()),
+        }
+    }
+
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            ShortId::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            ShortId::Boxed(s) => s.as_bytes(),
+        }
+    }
+
+    #[inline]
+    pub fn is(&self, id: &str) -> bool {
+        self.as_bytes() == id.as_bytes()
+    }
+}
+
+impl Default for ShortId {
+    fn default() -> Self {
+        ShortId::new("")
+    }
+}
+
+/// Grants held inline in a [`UserIndex`]: they fill its second cache line.
+const INLINE_GRANTS: usize = 7;
+
+/// Everything a check needs about one user, precomputed, in two adjacent
+/// cache lines (128 bytes, aligned to 128 so that they are the pair the
+/// hardware's adjacent-line prefetch fetches together). The first line is
+/// what every check reads: the id the lookup compares, whether the user is
+/// active, the workspace-scope permissions, the highest rank and how many
+/// scoped grants there are. The second holds the label- and resource-scope
+/// grants, read only when the workspace scope does not grant and there are
+/// some. Nothing here points to the heap for a
+/// user with an id of at most 22 bytes, at most 7 scoped grants and a
+/// schema of at most 128 permissions.
 #[derive(Debug, Clone, Default)]
+#[repr(C, align(128))]
 pub struct UserIndex {
+    /// The user's id, compared by [`Index::user`].
+    pub id: ShortId,
     /// Union of the permissions of the user's enabled workspace-scope roles.
     pub workspace_perms: PermSet,
-    /// `(label, role)` for each enabled label-scope binding, sorted.
-    pub label_grants: SmallVec<[(LabelIdx, RoleIdx); 4]>,
+    /// Highest rank among the user's enabled roles, at any scope, if
+    /// `has_role` (see [`UserIndex::max_rank`]).
+    rank: u32,
+    /// `grants[..label_count]` are the label-scope ones.
+    label_count: u32,
+    /// `grants.len()`, here so that a user without scoped grants reads
+    /// nothing from the second line.
+    grant_count: u32,
+    /// Not suspended.
+    pub active: bool,
+    /// The user holds an enabled role.
+    has_role: bool,
+    /// `(label, role)` for each enabled label-scope binding, sorted, then
     /// `(resource, role)` for each enabled resource-scope binding, sorted.
-    pub resource_grants: SmallVec<[(ResIdx, RoleIdx); 2]>,
+    grants: SmallVec<[(u32, RoleIdx); INLINE_GRANTS]>,
+}
+
+const _: () = {
+    assert!(std::mem::size_of::<ShortId>() == 24);
+    assert!(std::mem::size_of::<UserIndex>() == 128);
+    assert!(std::mem::offset_of!(UserIndex, has_role) < 64);
+    assert!(std::mem::offset_of!(UserIndex, grants) == 64);
+};
+
+impl UserIndex {
     /// Highest rank among the user's enabled roles, at any scope.
-    pub max_rank: Option<u32>,
+    #[inline]
+    pub fn max_rank(&self) -> Option<u32> {
+        self.has_role.then_some(self.rank)
+    }
+
+    /// `(label, role)` for each enabled label-scope binding, sorted.
+    #[inline]
+    pub fn label_grants(&self) -> &[(LabelIdx, RoleIdx)] {
+        match self.label_count {
+            0 => &[],
+            n => &self.grants[..n as usize],
+        }
+    }
+
+    /// `(resource, role)` for each enabled resource-scope binding, sorted.
+    #[inline]
+    pub fn resource_grants(&self) -> &[(ResIdx, RoleIdx)] {
+        if self.grant_count == self.label_count {
+            &[]
+        } else {
+            &self.grants[self.label_count as usize..]
+        }
+    }
+
+    /// Whether the record points to no heap memory.
+    pub fn is_inline(&self) -> bool {
+        matches!(self.id, ShortId::Inline { .. })
+            && self.workspace_perms.is_inline()
+            && !self.grants.spilled()
+    }
 }
 
 /// Built from a workspace's users and its base resource table (see
@@ -36,7 +143,7 @@ pub struct UserIndex {
 pub struct Index {
     pub users: Arc<Vec<UserIndex>>,
     /// User id → index, hashed: the first lookup of every check.
-    user_lookup: Arc<HashTable<UserIdx>>,
+    user_lookup: Arc<IdTable>,
     /// Label → the base resources carrying it.
     pub label_postings: Arc<Vec<RoaringBitmap>>,
     /// `children[child_start[r]..child_start[r+1]]` are r's direct children
@@ -50,28 +157,44 @@ pub struct Index {
 
 impl Index {
     pub fn build(ws: &Workspace) -> Index {
-        let users = (0..ws.users.len() as u32)
-            .map(|u| {
+        let users = ws
+            .users
+            .iter()
+            .enumerate()
+            .map(|(u, user)| {
                 let mut ix = UserIndex {
+                    id: ShortId::new(&user.id),
+                    active: user.active,
                     workspace_perms: PermSet::with_capacity(ws.schema.perm_count),
                     ..Default::default()
                 };
-                for (b, _) in ws.bindings_of(u) {
+                let mut labels: SmallVec<[(LabelIdx, RoleIdx); INLINE_GRANTS]> = SmallVec::new();
+                let mut resources: SmallVec<[(ResIdx, RoleIdx); INLINE_GRANTS]> = SmallVec::new();
+                for (b, _) in ws.bindings_of(u as UserIdx) {
                     let role = &ws.roles[b.role as usize];
                     if role.disabled {
                         continue;
                     }
-                    ix.max_rank = Some(ix.max_rank.map_or(role.rank, |m| m.max(role.rank)));
+                    ix.rank = if ix.has_role {
+                        ix.rank.max(role.rank)
+                    } else {
+                        role.rank
+                    };
+                    ix.has_role = true;
                     match b.scope {
                         Scope::Workspace => ix.workspace_perms.union_with(&role.perms),
-                        Scope::Label(l) => ix.label_grants.push((l, b.role)),
-                        Scope::Resource(r) => ix.resource_grants.push((r, b.role)),
+                        Scope::Label(l) => labels.push((l, b.role)),
+                        Scope::Resource(r) => resources.push((r, b.role)),
                     }
                 }
-                ix.label_grants.sort_unstable();
-                ix.label_grants.dedup();
-                ix.resource_grants.sort_unstable();
-                ix.resource_grants.dedup();
+                labels.sort_unstable();
+                labels.dedup();
+                resources.sort_unstable();
+                resources.dedup();
+                ix.label_count = labels.len() as u32;
+                ix.grant_count = (labels.len() + resources.len()) as u32;
+                ix.grants = labels;
+                ix.grants.extend_from_slice(&resources);
                 ix
             })
             .collect();
@@ -103,11 +226,9 @@ impl Index {
                 fill[p as usize] += 1;
             }
         }
-        let mut user_lookup = HashTable::with_capacity(ws.users.len());
+        let mut user_lookup = IdTable::with_capacity(ws.users.len());
         for (i, u) in ws.users.iter().enumerate() {
-            user_lookup.insert_unique(hash_str(&u.id), i as UserIdx, |&j| {
-                hash_str(&ws.users[j as usize].id)
-            });
+            user_lookup.insert(IdTable::hash(u.id.as_str()), i as UserIdx);
         }
         let bound = ws
             .users
@@ -129,12 +250,13 @@ impl Index {
         }
     }
 
-    /// The index of a user by id.
+    /// The index of a user by id: one cache line of the table, then the
+    /// first line of the user's record to confirm the id.
     #[inline]
-    pub fn user(&self, ws: &Workspace, id: &str) -> Option<UserIdx> {
+    pub fn user(&self, id: &str) -> Option<UserIdx> {
+        let users = &self.users;
         self.user_lookup
-            .find(hash_str(id), |&j| ws.users[j as usize].id == id)
-            .copied()
+            .find(IdTable::hash(id), |j| users[j as usize].id.is(id))
     }
 
     /// `r`'s direct children in the base table.
@@ -147,7 +269,75 @@ impl Index {
     }
 }
 
-#[inline]
-fn hash_str(s: &str) -> u64 {
-    BuildHasherDefault::<FxHasher>::default().hash_one(s)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::CompiledWorkspace;
+
+    const LONG: &str = "u-with-an-id-longer-than-the-inline-buffer";
+
+    fn index() -> Arc<CompiledWorkspace> {
+        let text = format!(
+            r#"
+workspaces:
+  - id: w
+    labels: [site-a, site-b]
+    users:
+      - {{ id: u-1, bindings: [{{ role: admin }}, {{ role: viewer, scope: "label:site-b" }},
+                              {{ role: viewer, scope: "label:site-a" }},
+                              {{ role: viewer, scope: "resource:mini:m-1" }}] }}
+      - {{ id: {LONG}, status: suspended, bindings: [{{ role: viewer, scope: "label:site-a" }}] }}
+      - {{ id: u-none }}
+    resources:
+      - {{ type: mini, id: m-1 }}
+"#
+        );
+        crate::engine::compiled_w(&text)
+    }
+
+    #[test]
+    fn users_are_found_by_id_short_or_long() {
+        let cw = index();
+        let (ws, ix) = (&cw.model, &cw.index);
+        for (i, u) in ws.users.iter().enumerate() {
+            assert_eq!(ix.user(&u.id), Some(i as UserIdx), "{}", u.id);
+            assert!(ix.users[i].id.is(&u.id));
+            assert_eq!(ix.users[i].active, u.active);
+        }
+        let at = |id: &str| match ix.user(id) {
+            Some(u) => &ix.users[u as usize],
+            None => panic!("no user {id}"),
+        };
+        assert!(matches!(at(LONG).id, ShortId::Boxed(_)));
+        assert!(matches!(at("u-1").id, ShortId::Inline { .. }));
+        for absent in ["", "u", "u-10", "u-1 ", &LONG[..LONG.len() - 1]] {
+            assert_eq!(ix.user(absent), None, "{absent:?}");
+        }
+        assert!(ShortId::new(&"x".repeat(INLINE_ID)).is(&"x".repeat(INLINE_ID)));
+        assert!(!ShortId::new(&"x".repeat(INLINE_ID)).is(&"x".repeat(INLINE_ID + 1)));
+        assert!(ShortId::new(&"x".repeat(INLINE_ID + 1)).is(&"x".repeat(INLINE_ID + 1)));
+    }
+
+    #[test]
+    fn scoped_grants_are_split_sorted_and_inline() {
+        let cw = index();
+        let (ws, ix) = (&cw.model, &cw.index);
+        let at = |id: &str| match ix.user(id) {
+            Some(u) => &ix.users[u as usize],
+            None => panic!("no user {id}"),
+        };
+        let u = at("u-1");
+        let labels: Vec<LabelIdx> = u.label_grants().iter().map(|g| g.0).collect();
+        assert_eq!(labels.len(), 2);
+        assert!(labels[0] < labels[1]);
+        assert_eq!(u.resource_grants().len(), 1);
+        assert!(u.max_rank().is_some());
+        assert!(u.active && u.is_inline());
+        assert!(!at(LONG).active && !at(LONG).is_inline());
+        let none = at("u-none");
+        assert!(none.label_grants().is_empty() && none.resource_grants().is_empty());
+        assert_eq!(none.max_rank(), None);
+        assert!(none.workspace_perms.is_empty());
+        assert_eq!(ws.users.len(), 3);
+    }
 }

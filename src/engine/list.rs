@@ -91,7 +91,7 @@ impl CompiledWorkspace {
                 }
             }
         };
-        let Some(u) = self.index.user(&self.model, subject) else {
+        let Some(u) = self.index.user(subject) else {
             return Ok(Page::default());
         };
         let key = PlanKey {
@@ -180,13 +180,13 @@ impl CompiledWorkspace {
     /// when nothing can be visible. [`Self::accepts`] decides each one.
     fn plan(&self, u: UserIdx, t: TypeId, perm: PermId, parent: Option<ResIdx>) -> Option<Plan> {
         let ws = &self.model;
-        if !ws.users[u as usize].active || !self.feature_on(t, perm) {
+        let ix = &self.index.users[u as usize];
+        if !ix.active || !self.feature_on(t, perm) {
             return None;
         }
         let res = &ws.resources;
         let range = res.base_of_type(t);
         let plain = res.overlay().is_empty();
-        let ix = &self.index.users[u as usize];
 
         // What is granted on the resources themselves.
         let mut candidates = RoaringBitmap::new();
@@ -195,7 +195,7 @@ impl CompiledWorkspace {
             candidates.extend(res.added_of_type(t, None));
         } else {
             let labels: SmallVec<[LabelIdx; 8]> = ix
-                .label_grants
+                .label_grants()
                 .iter()
                 .filter(|(_, role)| ws.roles[*role as usize].perms.contains(perm))
                 .map(|&(l, _)| l)
@@ -212,7 +212,7 @@ impl CompiledWorkspace {
                     candidates.extend(res.changed_carriers(l));
                 }
             }
-            for &(r, role) in &ix.resource_grants {
+            for &(r, role) in ix.resource_grants() {
                 if ws.roles[role as usize].perms.contains(perm) {
                     self.add_subtree(r, t, &mut candidates);
                 }
@@ -349,9 +349,7 @@ impl CompiledWorkspace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{ResourceQuery, Snapshot};
-    use crate::model::parse::from_text;
-    use crate::model::SnapshotSpec;
+    use crate::engine::ResourceQuery;
     use std::sync::Arc;
 
     const SNAPSHOT: &str = r#"
@@ -371,18 +369,7 @@ workspaces:
 "#;
 
     fn workspace() -> Arc<CompiledWorkspace> {
-        let spec: SnapshotSpec = match from_text(SNAPSHOT, "test") {
-            Ok(s) => s,
-            Err(e) => panic!("{e}"),
-        };
-        let snap = match Snapshot::from_spec(&spec) {
-            Ok(s) => s,
-            Err(e) => panic!("{e}"),
-        };
-        match snap.workspace("w") {
-            Some(w) => Arc::clone(w),
-            None => panic!("no workspace w"),
-        }
+        crate::engine::compiled_w(SNAPSHOT)
     }
 
     fn list(

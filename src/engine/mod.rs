@@ -159,3 +159,20 @@ impl Snapshot {
         }
     }
 }
+
+/// For unit tests: workspace `w` of a snapshot written in YAML.
+#[cfg(test)]
+pub(crate) fn compiled_w(text: &str) -> Arc<CompiledWorkspace> {
+    let spec: crate::model::SnapshotSpec = match crate::model::parse::from_text(text, "test") {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    let snap = match Snapshot::from_spec(&spec) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    match snap.workspace("w") {
+        Some(w) => Arc::clone(w),
+        None => panic!("no workspace w"),
+    }
+}

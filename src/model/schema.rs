@@ -2,6 +2,7 @@
 //! with every `(type, action)` pair numbered as a permission bit.
 
 use rustc_hash::FxHashMap;
+use smallvec::{smallvec, SmallVec};
 
 use super::catalog::{DefaultType, DEFAULT_TYPES, MINI_FEATURES};
 use super::problem::{Problem, Rule};
@@ -315,17 +316,30 @@ impl Schema {
     }
 }
 
-/// A set of permission bits, sized to the schema.
+/// Words a [`PermSet`] holds without a heap allocation: 128 permissions,
+/// enough for the default schema (36 with the Mini features) and a
+/// few custom types. A larger schema's sets spill to the heap and work the
+/// same.
+pub const INLINE_PERM_WORDS: usize = 2;
+
+/// A set of permission bits, sized to the schema. Its words are inline (up
+/// to [`INLINE_PERM_WORDS`]) so that a check reading a user's or a role's
+/// set touches no memory beyond the struct holding it; 24 bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PermSet {
-    words: Vec<u64>,
+    words: SmallVec<[u64; INLINE_PERM_WORDS]>,
 }
 
 impl PermSet {
     pub fn with_capacity(perm_count: usize) -> Self {
         PermSet {
-            words: vec![0; perm_count.div_ceil(64).max(1)],
+            words: smallvec![0; perm_count.div_ceil(64).max(1)],
         }
+    }
+
+    /// Whether the words are inline (no heap allocation).
+    pub fn is_inline(&self) -> bool {
+        !self.words.spilled()
     }
 
     pub fn insert(&mut self, p: PermId) {
@@ -590,6 +604,14 @@ mod tests {
         b.remove(9_999);
         assert!(!b.contains(200));
         assert!(!b.is_empty());
+        // 128 permissions fit inline; more spill to the heap and still work.
+        assert!(PermSet::with_capacity(128).is_inline());
+        assert!(!b.is_inline());
+        let mut c = PermSet::with_capacity(40);
+        assert!(c.is_inline());
+        c.union_with(&b);
+        assert!(c.contains(3) && !c.contains(200) && !c.contains(299));
+        assert_eq!(std::mem::size_of::<PermSet>(), 24);
     }
 
     #[test]

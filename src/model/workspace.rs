@@ -3,16 +3,14 @@
 //! Invariant: a [`Workspace`] exists only if its spec broke no rule of
 //! SPEC 1.3; it is built by [`super::validate`] and never changed after.
 
-use hashbrown::HashTable;
-use rustc_hash::FxHasher;
 use smallvec::SmallVec;
-use std::hash::{Hash, Hasher};
 
 use std::ops::Bound;
 use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
+use super::id_table::IdTable;
 use super::overlay::{Overlay, Record};
 use super::schema::{PermSet, Schema, TypeId};
 use super::spec::{ResourceSpec, Source, WorkspaceSpec};
@@ -82,34 +80,54 @@ pub struct Policy {
 /// ones included, sorted by `(type, id)`: the resources of one type are a
 /// contiguous range whose order is the ascending order of their ids, so
 /// lists come out sorted.
+///
+/// Laid out for the cache: on a large model every lookup here is a miss,
+/// and a check's cost is the number of them. Finding a resource by id reads
+/// one line of the hash index and one of `meta`, which holds its parent and
+/// (inline, for up to two) its labels, then the id's bytes to confirm; its
+/// parent is one more line of `meta`. The type is told by the index range.
 #[derive(Debug, Clone, Default)]
 pub struct ResourceTable {
     /// All ids back to back; resource `r` is
     /// `ids[meta[r].id_start..meta[r + 1].id_start]`.
     ids: String,
-    /// Where each resource's id and labels start, and its parent, side by
-    /// side so that a lookup touches one cache line, not three arrays. One
-    /// extra entry at the end closes the last resource's ranges.
+    /// One per resource, plus one at the end that closes the last id.
     meta: Vec<ResMeta>,
-    type_of: Vec<TypeId>,
-    label_list: Vec<LabelIdx>,
+    /// The labels of resources with more than two (see [`ResMeta`]).
+    spilled_labels: Vec<LabelIdx>,
     /// `type_start[t]..type_start[t+1]` are the resources of type `t`.
     type_start: Vec<ResIdx>,
-    lookup: HashTable<ResIdx>,
+    lookup: IdTable,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+/// A resource's parent, where its id starts, and its labels: 16 bytes, four
+/// to a cache line.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(16))]
 struct ResMeta {
-    id_start: u32,
-    label_start: u32,
     parent: ResIdx,
+    id_start: u32,
+    /// Up to two labels inline, `[NO_LABEL, NO_LABEL]` for none and
+    /// `[l, NO_LABEL]` for one; more are in `spilled_labels`, written
+    /// `[SPILLED | start, count]`.
+    labels: [LabelIdx; 2],
+}
+
+const NO_LABEL: LabelIdx = LabelIdx::MAX;
+const SPILLED: u32 = 1 << 31;
+
+impl ResMeta {
+    fn new(id_start: u32) -> ResMeta {
+        ResMeta {
+            parent: NO_PARENT,
+            id_start,
+            labels: [NO_LABEL; 2],
+        }
+    }
 }
 
 fn key_hash(t: TypeId, id: &str) -> u64 {
-    let mut h = FxHasher::default();
-    t.hash(&mut h);
-    id.hash(&mut h);
-    h.finish()
+    IdTable::hash(&(t, id))
 }
 
 /// One resource before it is placed in the table.
@@ -129,45 +147,30 @@ impl ResourceTable {
         let mut r = ResourceTable {
             ids: String::with_capacity(items.iter().map(|i| i.id.len()).sum()),
             meta: Vec::with_capacity(n + 1),
-            type_of: Vec::with_capacity(n),
-            label_list: Vec::new(),
+            spilled_labels: Vec::new(),
             type_start: vec![0; type_count + 1],
-            lookup: HashTable::with_capacity(n),
+            lookup: IdTable::with_capacity(n),
         };
         for (i, it) in items.iter().enumerate() {
-            r.meta.push(ResMeta {
-                id_start: r.ids.len() as u32,
-                label_start: r.label_list.len() as u32,
-                parent: NO_PARENT,
-            });
+            let mut m = ResMeta::new(r.ids.len() as u32);
+            match it.labels[..] {
+                [] => {}
+                [a] => m.labels = [a, NO_LABEL],
+                [a, b] => m.labels = [a, b],
+                ref more => {
+                    m.labels = [SPILLED | r.spilled_labels.len() as u32, more.len() as u32];
+                    r.spilled_labels.extend_from_slice(more);
+                }
+            }
+            r.meta.push(m);
             r.ids.push_str(it.id);
-            r.type_of.push(it.type_);
-            r.label_list.extend_from_slice(&it.labels);
             r.type_start[it.type_ as usize + 1] = i as ResIdx + 1;
+            r.lookup.insert(key_hash(it.type_, it.id), i as ResIdx);
         }
-        r.meta.push(ResMeta {
-            id_start: r.ids.len() as u32,
-            label_start: r.label_list.len() as u32,
-            parent: NO_PARENT,
-        });
+        r.meta.push(ResMeta::new(r.ids.len() as u32));
         // Types with no resources start where the previous type ended.
         for t in 1..=type_count {
             r.type_start[t] = r.type_start[t].max(r.type_start[t - 1]);
-        }
-        for i in 0..n as ResIdx {
-            let h = key_hash(r.type_of[i as usize], r.id(i));
-            let ResourceTable {
-                ids,
-                meta,
-                type_of,
-                lookup,
-                ..
-            } = &mut r;
-            lookup.insert_unique(h, i, |&j| {
-                let j = j as usize;
-                let s = &ids[meta[j].id_start as usize..meta[j + 1].id_start as usize];
-                key_hash(type_of[j], s)
-            });
         }
         for (i, it) in items.iter().enumerate() {
             if let Some((t, id)) = it.parent {
@@ -178,11 +181,11 @@ impl ResourceTable {
     }
 
     pub fn len(&self) -> usize {
-        self.type_of.len()
+        self.meta.len().saturating_sub(1)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.type_of.is_empty()
+        self.len() == 0
     }
 
     #[inline]
@@ -193,8 +196,16 @@ impl ResourceTable {
 
     #[inline]
     pub fn labels(&self, r: ResIdx) -> &[LabelIdx] {
-        let r = r as usize;
-        &self.label_list[self.meta[r].label_start as usize..self.meta[r + 1].label_start as usize]
+        let m = &self.meta[r as usize];
+        match m.labels {
+            [NO_LABEL, _] => &[],
+            [s, count] if s & SPILLED != 0 => {
+                let start = (s & !SPILLED) as usize;
+                &self.spilled_labels[start..start + count as usize]
+            }
+            [_, NO_LABEL] => &m.labels[..1],
+            _ => &m.labels,
+        }
     }
 
     #[inline]
@@ -209,8 +220,7 @@ impl ResourceTable {
         // which saves a memory load per probe.
         let range = self.of_type(t);
         self.lookup
-            .find(key_hash(t, id), |&j| range.contains(&j) && self.id(j) == id)
-            .copied()
+            .find(key_hash(t, id), |j| range.contains(&j) && self.id(j) == id)
     }
 
     /// The resources of one type, in ascending id order.
@@ -221,12 +231,12 @@ impl ResourceTable {
             _ => 0..0,
         }
     }
-}
 
-impl ResourceTable {
+    /// The type of `r`, told by the range it lies in (a few types: no
+    /// memory load beyond `type_start`).
     #[inline]
     fn type_of(&self, r: ResIdx) -> TypeId {
-        self.type_of[r as usize]
+        (self.type_start.partition_point(|&s| s <= r) - 1) as TypeId
     }
 }
 
@@ -646,5 +656,62 @@ impl Workspace {
                     })
             })
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending<'a>(type_: TypeId, id: &'a str, labels: &[LabelIdx]) -> PendingResource<'a> {
+        PendingResource {
+            type_,
+            id,
+            parent: None,
+            labels: labels.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn labels_inline_and_spilled_come_back_as_given() {
+        let sets: [&[LabelIdx]; 6] = [&[], &[7], &[0, 9], &[1, 2, 3], &[4, 5, 6, 8, 10], &[0]];
+        let ids = ["a", "b", "c", "d", "e", "f"];
+        let items = ids
+            .iter()
+            .zip(sets)
+            .map(|(id, ls)| pending(0, id, ls))
+            .collect();
+        let t = ResourceTable::build(1, items);
+        for (i, (id, ls)) in ids.iter().zip(sets).enumerate() {
+            let r = t.find(0, id).unwrap_or(u32::MAX);
+            assert_eq!(r, i as ResIdx, "{id}");
+            assert_eq!(t.labels(r), ls, "{id}");
+            assert_eq!(t.id(r), *id);
+        }
+    }
+
+    #[test]
+    fn types_are_told_by_range_even_with_empty_types_between() {
+        // Types 0, 2 and 4 have no resources; the same id under two types.
+        let items = vec![
+            pending(3, "x", &[]),
+            pending(1, "x", &[]),
+            pending(1, "y", &[]),
+            pending(5, "z", &[]),
+        ];
+        let t = ResourceTable::build(6, items);
+        let found: Vec<_> = [(1, "x"), (1, "y"), (3, "x"), (5, "z")]
+            .iter()
+            .map(|&(ty, id)| t.find(ty, id).map(|r| (t.type_of(r), t.id(r).to_string())))
+            .collect();
+        let want: Vec<_> = [(1, "x"), (1, "y"), (3, "x"), (5, "z")]
+            .iter()
+            .map(|&(ty, id)| Some((ty, id.to_string())))
+            .collect();
+        assert_eq!(found, want);
+        assert_eq!(t.find(0, "x"), None);
+        assert_eq!(t.find(3, "y"), None);
+        assert_eq!(t.find(6, "x"), None, "a type beyond the table");
+        assert_eq!(t.of_type(2), 2..2);
     }
 }

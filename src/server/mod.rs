@@ -615,6 +615,8 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> Resul
     let admin_tls = admin_tls(&args)?;
     let store = Arc::new(Store::new(args.retention()));
     let applier = Arc::new(start_model(&args, &store)?);
+    // On this thread, which did the load and freed its scratch.
+    crate::memory::release_freed();
     // A long log left by the last run is compacted before serving.
     applier.compact_if_due().await;
     if let Some(addr) = args.metrics_listen {
