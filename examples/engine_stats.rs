@@ -126,6 +126,15 @@ fn rss(p: Preset) {
          resources are kept once, in the table) holds about {:.0} MB of heap",
         kept as f64 / 1e6
     );
+    for w in snap.workspaces() {
+        let parts = w.model.resources.base().heap_sizes();
+        let index = w.index.heap_sizes();
+        let total: usize = parts.iter().chain(&index).map(|(_, b)| b).sum();
+        for (name, bytes) in parts.iter().chain(&index) {
+            println!("  {name:<36} {:>6.1} MB", *bytes as f64 / 1e6);
+        }
+        println!("  {:<36} {:>6.1} MB", "tables in all", total as f64 / 1e6);
+    }
 }
 
 /// Heap bytes of one allocation of `n` bytes with glibc malloc (16-byte

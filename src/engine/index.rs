@@ -11,7 +11,9 @@ use smallvec::SmallVec;
 
 use crate::model::id_table::IdTable;
 use crate::model::schema::PermSet;
-use crate::model::workspace::{LabelIdx, ResIdx, RoleIdx, Scope, UserIdx, Workspace};
+use crate::model::workspace::{
+    LabelIdx, ResIdx, ResourceTable, RoleIdx, Scope, UserIdx, Workspace,
+};
 
 /// Bytes of an id kept inline in a [`UserIndex`]; a longer id is boxed.
 const INLINE_ID: usize = 22;
@@ -102,6 +104,20 @@ const _: () = {
 };
 
 impl UserIndex {
+    /// Heap bytes beyond the record: a long id, spilled grants.
+    fn heap_size(&self) -> usize {
+        let id = match &self.id {
+            ShortId::Boxed(s) => s.len(),
+            ShortId::Inline { .. } => 0,
+        };
+        let grants = if self.grants.spilled() {
+            self.grants.capacity() * std::mem::size_of::<(u32, RoleIdx)>()
+        } else {
+            0
+        };
+        id + grants
+    }
+
     /// Highest rank among the user's enabled roles, at any scope.
     #[inline]
     pub fn max_rank(&self) -> Option<u32> {
@@ -146,13 +162,64 @@ pub struct Index {
     user_lookup: Arc<IdTable>,
     /// Label → the base resources carrying it.
     pub label_postings: Arc<Vec<RoaringBitmap>>,
-    /// `children[child_start[r]..child_start[r+1]]` are r's direct children
-    /// in the base, ascending (so grouped by type, each type in id order).
-    child_start: Arc<Vec<u32>>,
-    child_list: Arc<Vec<ResIdx>>,
+    children: Arc<Children>,
     /// Resources that are the scope of a binding: a resource delta may not
     /// remove them.
     pub bound: Arc<RoaringBitmap>,
+}
+
+/// The direct children of the base's resources, kept for parents only: a
+/// few thousand Minis among a million records, so no array per resource.
+#[derive(Debug, Clone, Default)]
+struct Children {
+    /// Resources with at least one child, ascending.
+    parents: Vec<ResIdx>,
+    /// `list[start[i]..start[i + 1]]` are the children of `parents[i]`,
+    /// ascending.
+    start: Vec<u32>,
+    list: Vec<ResIdx>,
+}
+
+impl Children {
+    fn build(res: &ResourceTable) -> Children {
+        let n = res.len();
+        // Per resource, for the build only: its child count, then where
+        // its next child goes in `list`.
+        let mut at = vec![0u32; n];
+        for r in 0..n as ResIdx {
+            if let Some(p) = res.parent_of(r) {
+                at[p as usize] += 1;
+            }
+        }
+        let parents: Vec<ResIdx> = (0..n as ResIdx).filter(|&r| at[r as usize] > 0).collect();
+        let mut start = Vec::with_capacity(parents.len() + 1);
+        let mut total = 0u32;
+        start.push(0);
+        for &p in &parents {
+            let count = std::mem::replace(&mut at[p as usize], total);
+            total += count;
+            start.push(total);
+        }
+        let mut list = vec![0; total as usize];
+        for r in 0..n as ResIdx {
+            if let Some(p) = res.parent_of(r) {
+                list[at[p as usize] as usize] = r;
+                at[p as usize] += 1;
+            }
+        }
+        Children {
+            parents,
+            start,
+            list,
+        }
+    }
+
+    fn of(&self, r: ResIdx) -> &[ResIdx] {
+        match self.parents.binary_search(&r) {
+            Ok(i) => &self.list[self.start[i] as usize..self.start[i + 1] as usize],
+            Err(_) => &[],
+        }
+    }
 }
 
 impl Index {
@@ -201,7 +268,6 @@ impl Index {
 
         let res = ws.resources.base();
         let mut label_postings = vec![RoaringBitmap::new(); ws.labels.len()];
-        let mut child_count = vec![0u32; res.len() + 1];
         for r in 0..res.len() as ResIdx {
             for &l in res.labels(r) {
                 // `r` ascends, so `push` (an append, which does nothing
@@ -209,21 +275,6 @@ impl Index {
                 // without searching the containers: insert was half of
                 // building a large model's index.
                 label_postings[l as usize].push(r);
-            }
-            if let Some(p) = res.parent_of(r) {
-                child_count[p as usize + 1] += 1;
-            }
-        }
-        let mut child_start = child_count;
-        for i in 1..child_start.len() {
-            child_start[i] += child_start[i - 1];
-        }
-        let mut fill = child_start.clone();
-        let mut child_list = vec![0; res.len()];
-        for r in 0..res.len() as ResIdx {
-            if let Some(p) = res.parent_of(r) {
-                child_list[fill[p as usize] as usize] = r;
-                fill[p as usize] += 1;
             }
         }
         let mut user_lookup = IdTable::with_capacity(ws.users.len());
@@ -244,8 +295,7 @@ impl Index {
             users: Arc::new(users),
             user_lookup: Arc::new(user_lookup),
             label_postings: Arc::new(label_postings),
-            child_start: Arc::new(child_start),
-            child_list: Arc::new(child_list),
+            children: Arc::new(Children::build(res)),
             bound: Arc::new(bound),
         }
     }
@@ -259,13 +309,36 @@ impl Index {
             .find(IdTable::hash(id), |j| users[j as usize].id.is(id))
     }
 
-    /// `r`'s direct children in the base table.
+    /// Bytes held on the heap, per part, for memory reports.
+    pub fn heap_sizes(&self) -> [(&'static str, usize); 4] {
+        let c = &self.children;
+        let grants: usize = self.users.iter().map(|u| u.heap_size()).sum();
+        [
+            (
+                "users (records, lookup)",
+                self.users.capacity() * std::mem::size_of::<UserIndex>()
+                    + grants
+                    + self.user_lookup.heap_size(),
+            ),
+            (
+                "label postings",
+                self.label_postings
+                    .iter()
+                    .map(RoaringBitmap::serialized_size)
+                    .sum(),
+            ),
+            (
+                "children",
+                (c.parents.capacity() + c.start.capacity() + c.list.capacity()) * 4,
+            ),
+            ("bound resources", self.bound.serialized_size()),
+        ]
+    }
+
+    /// `r`'s direct children in the base table, ascending (so grouped by
+    /// type, each type in id order).
     pub fn base_children(&self, r: ResIdx) -> &[ResIdx] {
-        let r = r as usize;
-        match (self.child_start.get(r), self.child_start.get(r + 1)) {
-            (Some(&a), Some(&b)) => &self.child_list[a as usize..b as usize],
-            _ => &[],
-        }
+        self.children.of(r)
     }
 }
 

@@ -232,6 +232,20 @@ impl ResourceTable {
         }
     }
 
+    /// Bytes held on the heap, per part, for memory reports.
+    pub fn heap_sizes(&self) -> [(&'static str, usize); 3] {
+        [
+            ("resource ids", self.ids.capacity()),
+            (
+                "resource records (parent, labels)",
+                self.meta.capacity() * std::mem::size_of::<ResMeta>()
+                    + self.spilled_labels.capacity() * 4
+                    + self.type_start.capacity() * 4,
+            ),
+            ("resource hash index", self.lookup.heap_size()),
+        ]
+    }
+
     /// The type of `r`, told by the range it lies in (a few types: no
     /// memory load beyond `type_start`).
     #[inline]
