@@ -10,11 +10,20 @@
 //! - `check/<model>/from_strings`: what a Check RPC does once decoded: find
 //!   the workspace, parse `type:id`, resolve the resource and the action,
 //!   decide. Round-robin over 4,096 requests of the realistic mix
-//!   (`gen::generate_requests`); the time is per check.
+//!   (`gen::generate_requests`); the time is per check. Each request's
+//!   strings are packed in one buffer, as a decoded request sits in the
+//!   buffers it was just decoded into: the harness's own data is one cache
+//!   line per request, not one per string.
 //! - `check/<model>/from_strings_spread`: the same over 262,144 requests,
 //!   whose data is far more than the cache holds: what a check costs when
 //!   every lookup goes to memory (`engine_stats memlat` measures one such
 //!   miss).
+//! - `check_batch/<model>/batch_64_spread`: batches of 64 requests of the
+//!   spread-out set through `engine::batch::check_each`, as the CheckBatch
+//!   RPC runs them (the memory of each chunk of items touched before they
+//!   are checked); `check_batch/<model>/one_by_one_64_spread`: the same 64
+//!   checks in a plain loop. The time is per check (a batch's time divided
+//!   by 64).
 //! - `check/<model>/resolved`: the decision alone, on requests resolved
 //!   beforehand (the subject is still looked up by id).
 //! - `list_visible/<model>/...`: the first page of 1,000 record ids for a
@@ -37,7 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use rolecall::engine::{CompiledWorkspace, Resolved, ResourceQuery, Snapshot};
+use rolecall::engine::{batch, CompiledWorkspace, Resolved, ResourceQuery, Snapshot};
 use rolecall::gen::{self, GenOptions, GenRequest, Preset};
 use rolecall::model::delta::{Change, Delta, Update, UpdateBody, UpdateSource};
 use rolecall::model::schema::PermId;
@@ -54,7 +63,8 @@ struct Model {
     spec: SnapshotSpec,
     snap: Snapshot,
     requests: Vec<GenRequest>,
-    spread: Vec<GenRequest>,
+    packed: Vec<Packed>,
+    spread: Vec<Packed>,
     /// A user who may read every record.
     lead: String,
     /// A site nurse: `record_all_viewer` plus `viewer` at 1–3 labels.
@@ -123,8 +133,9 @@ fn model(name: &'static str, preset: Preset) -> Model {
         name,
         spec,
         snap,
+        packed: requests.iter().map(Packed::new).collect(),
         requests,
-        spread,
+        spread: spread.iter().map(Packed::new).collect(),
         lead,
         nurse,
         wide,
@@ -139,22 +150,59 @@ fn workspace(m: &Model) -> &Arc<CompiledWorkspace> {
     }
 }
 
+/// A request's strings in one allocation: workspace, subject, resource.
+struct Packed {
+    text: Box<str>,
+    subject_at: usize,
+    resource_at: usize,
+    action: &'static str,
+}
+
+impl Packed {
+    fn new(r: &GenRequest) -> Packed {
+        Packed {
+            text: format!("{}{}{}", r.workspace, r.subject, r.resource).into(),
+            subject_at: r.workspace.len(),
+            resource_at: r.workspace.len() + r.subject.len(),
+            action: r.action,
+        }
+    }
+
+    fn check(&self, snap: &Snapshot) -> bool {
+        let t = &self.text;
+        let (workspace, subject) = (&t[..self.subject_at], &t[self.subject_at..self.resource_at]);
+        check_from_strings(
+            snap,
+            workspace,
+            subject,
+            self.action,
+            &t[self.resource_at..],
+        )
+    }
+}
+
 /// A Check as the API runs it, from strings.
 #[inline]
-fn check_from_strings(snap: &Snapshot, r: &GenRequest) -> bool {
-    let Some(ws) = snap.workspace(&r.workspace) else {
+fn check_from_strings(
+    snap: &Snapshot,
+    workspace: &str,
+    subject: &str,
+    action: &str,
+    resource: &str,
+) -> bool {
+    let Some(ws) = snap.workspace(workspace) else {
         return false;
     };
-    let Some(q) = ResourceQuery::parse_key(&r.resource) else {
+    let Some(q) = ResourceQuery::parse_key(resource) else {
         return false;
     };
     let Ok((t, resolved)) = ws.resolve(&q) else {
         return false;
     };
-    let Ok((_, perm)) = ws.perm("action", &ws.model.schema.ty(t).name, r.action) else {
+    let Ok((_, perm)) = ws.perm("action", &ws.model.schema.ty(t).name, action) else {
         return false;
     };
-    ws.decide(&r.subject, perm, &resolved).allowed()
+    ws.decide(subject, perm, &resolved).allowed()
 }
 
 fn resolved(m: &Model) -> Vec<(String, PermId, Resolved)> {
@@ -173,11 +221,7 @@ fn resolved(m: &Model) -> Vec<(String, PermId, Resolved)> {
 }
 
 fn bench_check(c: &mut Criterion, m: &Model) {
-    let allowed = m
-        .requests
-        .iter()
-        .filter(|r| check_from_strings(&m.snap, r))
-        .count();
+    let allowed = m.packed.iter().filter(|r| r.check(&m.snap)).count();
     eprintln!(
         "{}: {allowed} of {} benchmark requests allowed",
         m.name,
@@ -187,9 +231,9 @@ fn bench_check(c: &mut Criterion, m: &Model) {
     let mut i = 0usize;
     g.bench_function("from_strings", |b| {
         b.iter(|| {
-            let r = &m.requests[i % REQUESTS];
+            let r = &m.packed[i % REQUESTS];
             i = i.wrapping_add(1);
-            black_box(check_from_strings(&m.snap, black_box(r)))
+            black_box(black_box(r).check(&m.snap))
         })
     });
     let mut i = 0usize;
@@ -197,7 +241,7 @@ fn bench_check(c: &mut Criterion, m: &Model) {
         b.iter(|| {
             let r = &m.spread[i % SPREAD];
             i = i.wrapping_add(1);
-            black_box(check_from_strings(&m.snap, black_box(r)))
+            black_box(black_box(r).check(&m.snap))
         })
     });
     let pre = resolved(m);
@@ -208,6 +252,77 @@ fn bench_check(c: &mut Criterion, m: &Model) {
             let (s, perm, res) = &pre[i % pre.len()];
             i = i.wrapping_add(1);
             black_box(ws.decide(black_box(s), *perm, black_box(res)).allowed())
+        })
+    });
+    g.finish();
+}
+
+/// Items in a batch of `check_batch/<model>/...`.
+const BATCH: usize = 64;
+
+impl Packed {
+    fn parts(&self) -> (&str, &str, &str) {
+        let t = &self.text;
+        (
+            &t[..self.subject_at],
+            &t[self.subject_at..self.resource_at],
+            &t[self.resource_at..],
+        )
+    }
+
+    /// What `batch::check_each` touches ahead of this check.
+    fn item<'a>(&'a self, snap: &'a Snapshot) -> Option<batch::Item<'a>> {
+        let (workspace, subject, resource) = self.parts();
+        Some(batch::Item {
+            workspace: snap.workspace(workspace)?,
+            subject,
+            resource: ResourceQuery::parse_key(resource)?,
+        })
+    }
+}
+
+/// A batch of checks as the CheckBatch RPC runs it: how many are allowed.
+fn check_batch(snap: &Snapshot, items: &[Packed]) -> usize {
+    let answers = batch::check_each(items, |r| r.item(snap), |_, r| Ok::<_, ()>(r.check(snap)));
+    answers.map_or(0, |a| a.iter().filter(|&&x| x).count())
+}
+
+/// `check_batch/<model>/batch_64_spread`: batches of 64 checks from the
+/// spread-out set through `batch::check_each`, and
+/// `check_batch/<model>/one_by_one_64_spread`: the same 64 checks in a
+/// plain loop. The time reported is per check (an iteration is a batch,
+/// its time divided by 64).
+fn bench_batch(c: &mut Criterion, m: &Model) {
+    let batches = SPREAD / BATCH;
+    for (i, r) in m.spread.iter().enumerate().take(BATCH * 64) {
+        let one = r.check(&m.snap);
+        let start = i - i % BATCH;
+        let all = batch::check_each(
+            &m.spread[start..start + BATCH],
+            |r| r.item(&m.snap),
+            |_, r| Ok::<_, ()>(r.check(&m.snap)),
+        );
+        assert_eq!(all.map(|a| a[i % BATCH]), Ok(one), "request {i}");
+    }
+    let mut g = c.benchmark_group(format!("check_batch/{}", m.name));
+    let per_check = |b: &mut criterion::Bencher, f: &dyn Fn(&[Packed]) -> usize| {
+        let mut i = 0usize;
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                let at = (i % batches) * BATCH;
+                i = i.wrapping_add(1);
+                black_box(f(black_box(&m.spread[at..at + BATCH])));
+            }
+            t.elapsed() / BATCH as u32
+        })
+    };
+    g.bench_function("batch_64_spread", |b| {
+        per_check(b, &|items| check_batch(&m.snap, items))
+    });
+    g.bench_function("one_by_one_64_spread", |b| {
+        per_check(b, &|items| {
+            items.iter().filter(|r| r.check(&m.snap)).count()
         })
     });
     g.finish();
@@ -386,7 +501,7 @@ fn bench_delta(c: &mut Criterion, m: &Model) {
     g.bench_function("from_strings_overlay_10k", |b| {
         b.iter(|| {
             i = (i + 1) % REQUESTS;
-            check_from_strings(&busy, black_box(&m.requests[i]))
+            black_box(&m.packed[i]).check(&busy)
         })
     });
     g.finish();
@@ -403,6 +518,7 @@ fn engine(c: &mut Criterion) {
     if wanted("small") {
         let small = model("small", Preset::Small);
         bench_check(c, &small);
+        bench_batch(c, &small);
         bench_lists(c, &small);
         bench_build(c, &small);
         bench_delta(c, &small);
@@ -410,6 +526,7 @@ fn engine(c: &mut Criterion) {
     if wanted("large") {
         let large = model("large", Preset::Large);
         bench_check(c, &large);
+        bench_batch(c, &large);
         bench_lists(c, &large);
         bench_delta(c, &large);
     }

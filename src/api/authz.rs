@@ -23,7 +23,7 @@ use super::convert::{self, CheckQuery, ListSubjectsQuery, ListVisibleQuery};
 use super::page_token::{self, PageToken};
 use super::status::ApiError;
 use super::Limits;
-use crate::engine::{CompiledWorkspace, RequestError, ResourceQuery};
+use crate::engine::{batch, CompiledWorkspace, RequestError, ResourceQuery};
 use crate::metrics::{Outcome, Rpc, RpcTimer};
 use crate::model::schema::{PermId, TypeId};
 use crate::pb;
@@ -95,16 +95,24 @@ impl AuthzService {
         }
         let (queries, consistency) = convert::check_batch_request(request.get_ref())?;
         let v = self.resolve(consistency, request.metadata()).await?;
-        let results = queries
-            .iter()
-            .enumerate()
-            .map(|(index, q)| {
+        // Each item is answered as a Check is, in order, up to the first
+        // error; the items' memory is touched ahead (see `batch`).
+        let results = batch::check_each(
+            &queries,
+            |q| {
+                Some(batch::Item {
+                    workspace: v.snapshot.workspace(q.workspace)?,
+                    subject: q.subject,
+                    resource: q.resource,
+                })
+            },
+            |index, q| {
                 answer_check(&v, q).map_err(|error| ApiError::InBatch {
                     index,
                     error: Box::new(error),
                 })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            },
+        )?;
         Ok(convert::check_batch_response(
             results,
             v.revision_text().to_owned(),
@@ -468,5 +476,209 @@ mod tests {
             tonic::metadata::MetadataValue::from_static("1M"),
         );
         assert_eq!(svc.wait_budget(&md), Duration::from_secs(5));
+    }
+
+    /// `CheckBatch` as it was before the touches ahead: each item answered
+    /// in order, the first error wrapped with its index.
+    fn plain_batch(
+        v: &Versioned,
+        req: &pb::CheckBatchRequest,
+    ) -> Result<pb::CheckBatchResponse, ApiError> {
+        let (queries, _) = convert::check_batch_request(req)?;
+        let results = queries
+            .iter()
+            .enumerate()
+            .map(|(index, q)| {
+                answer_check(v, q).map_err(|error| ApiError::InBatch {
+                    index,
+                    error: Box::new(error),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(convert::check_batch_response(
+            results,
+            v.revision_text().to_owned(),
+        ))
+    }
+
+    fn existing(type_: &str, id: &str) -> Option<pb::ResourceRef> {
+        Some(pb::ResourceRef {
+            r#type: type_.into(),
+            id: id.into(),
+            ..Default::default()
+        })
+    }
+
+    /// The generated mix of a two-workspace `small` model, with new
+    /// resources, explanations, unknown users, resources and types.
+    fn mixed_requests(
+        spec: &crate::model::SnapshotSpec,
+        opts: &crate::gen::GenOptions,
+    ) -> Vec<pb::CheckRequest> {
+        let mut out: Vec<pb::CheckRequest> = crate::gen::generate_requests(spec, opts)
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let (type_, id) = r.resource.split_once(':').unwrap_or(("record", ""));
+                let resource = match i % 11 {
+                    // A new record under the request's Mini, or an unknown one.
+                    3 if type_ == "mini" => Some(pb::ResourceRef {
+                        r#type: "record".into(),
+                        parent: format!("mini:{id}"),
+                        labels: vec!["site-001".into(), "undeclared".into()],
+                        ..Default::default()
+                    }),
+                    5 => existing(type_, "no-such-resource"),
+                    _ => existing(type_, id),
+                };
+                let action = match resource.as_ref().map(|r| r.id.as_str()) {
+                    Some("") => "create",
+                    _ => r.action,
+                };
+                let subject = match i % 13 {
+                    7 => "no-such-user".to_string(),
+                    _ => r.subject,
+                };
+                pb::CheckRequest {
+                    workspace: r.workspace,
+                    subject,
+                    action: action.into(),
+                    resource,
+                    consistency: None,
+                    explain: i % 9 == 4,
+                }
+            })
+            .collect();
+        // Resources in the other workspace.
+        let ids: Vec<&str> = spec.workspaces.iter().map(|w| w.id.as_str()).collect();
+        for (i, r) in out.iter_mut().enumerate().filter(|(i, _)| i % 17 == 2) {
+            r.workspace = ids[i % ids.len()].to_string();
+        }
+        out
+    }
+
+    /// Makes a check invalid.
+    type Spoil = dyn Fn(&mut pb::CheckRequest);
+
+    #[tokio::test]
+    async fn a_batch_answers_as_its_checks_one_by_one() {
+        use crate::gen::{self, GenOptions, Preset};
+        use pb::authz_server::Authz;
+
+        let opts = GenOptions {
+            workspaces: 2,
+            requests: 1500,
+            ..GenOptions::preset(Preset::Small)
+        };
+        let spec = gen::generate(&opts);
+        let store = Arc::new(Store::new(Default::default()));
+        match crate::engine::Snapshot::from_spec(&spec) {
+            Ok(s) => store.publish(s),
+            Err(e) => panic!("{e}"),
+        };
+        let svc = AuthzService::new(Arc::clone(&store), Limits::default());
+        let v = match store.current() {
+            Some(v) => v,
+            None => panic!("no model"),
+        };
+        let requests = mixed_requests(&spec, &opts);
+        assert!(requests.len() >= 3000);
+
+        // Every valid item: the batch's answer is the single Check's.
+        let mut n = 0;
+        for size in [1, 15, 16, 17, 64, 333, 1000] {
+            for batch in requests.chunks(size).take(4) {
+                let req = pb::CheckBatchRequest {
+                    checks: batch.to_vec(),
+                    consistency: None,
+                };
+                let got = match Authz::check_batch(&svc, Request::new(req)).await {
+                    Ok(r) => r.into_inner(),
+                    Err(e) => panic!("{e}"),
+                };
+                assert_eq!(got.results.len(), batch.len());
+                for (i, (one, answer)) in batch.iter().zip(&got.results).enumerate() {
+                    let single = match Authz::check(&svc, Request::new(one.clone())).await {
+                        Ok(r) => r.into_inner(),
+                        Err(e) => panic!("{e}"),
+                    };
+                    assert_eq!(answer, &single, "item {i} of a batch of {size}: {one:?}");
+                    n += 1;
+                }
+            }
+        }
+        assert!(n > 3000, "{n}");
+        let allowed = |r: &pb::CheckBatchResponse| r.results.iter().filter(|x| x.allowed).count();
+
+        // Errors: the first bad item is reported, with its index, as before.
+        let bad: Vec<(&str, Box<Spoil>)> = vec![
+            (
+                "unknown type",
+                Box::new(|r| r.resource = existing("gadget", "g-1")),
+            ),
+            ("unknown action", Box::new(|r| r.action = "fly".into())),
+            (
+                "unknown workspace",
+                Box::new(|r| r.workspace = "nowhere".into()),
+            ),
+            ("no resource", Box::new(|r| r.resource = None)),
+            ("no subject", Box::new(|r| r.subject.clear())),
+            (
+                "bad parent",
+                Box::new(|r| {
+                    r.resource = Some(pb::ResourceRef {
+                        r#type: "mini".into(),
+                        parent: "mini:m-1".into(),
+                        ..Default::default()
+                    })
+                }),
+            ),
+        ];
+        for (k, (what, spoil)) in bad.iter().enumerate() {
+            for at in [0, 5, 15, 16, 40] {
+                let mut checks = requests[k * 50..k * 50 + 50].to_vec();
+                spoil(&mut checks[at]);
+                // A later bad item is not the one reported.
+                bad[(k + 1) % bad.len()].1(&mut checks[at + 3]);
+                let req = pb::CheckBatchRequest {
+                    checks,
+                    consistency: None,
+                };
+                let want = match plain_batch(&v, &req) {
+                    Ok(r) => panic!("{what} at {at}: answered {}", allowed(&r)),
+                    Err(e) => Status::from(e),
+                };
+                // A field error anywhere comes before any engine error (the
+                // whole batch is converted first).
+                assert!(
+                    want.message().starts_with("checks["),
+                    "{what}: {}",
+                    want.message()
+                );
+                match Authz::check_batch(&svc, Request::new(req)).await {
+                    Ok(_) => panic!("{what} at {at}: answered"),
+                    Err(got) => {
+                        assert_eq!(got.code(), want.code(), "{what} at {at}");
+                        assert_eq!(got.message(), want.message(), "{what} at {at}");
+                    }
+                }
+            }
+        }
+
+        // And whole batches equal the loop's, answers and revision.
+        for batch in requests.chunks(100) {
+            let req = pb::CheckBatchRequest {
+                checks: batch.to_vec(),
+                consistency: None,
+            };
+            let want = match plain_batch(&v, &req) {
+                Ok(r) => r,
+                Err(e) => panic!("{e}"),
+            };
+            match Authz::check_batch(&svc, Request::new(req)).await {
+                Ok(got) => assert_eq!(got.into_inner(), want),
+                Err(e) => panic!("{e}"),
+            }
+        }
     }
 }

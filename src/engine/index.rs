@@ -9,7 +9,7 @@ use std::sync::Arc;
 use roaring::RoaringBitmap;
 use smallvec::SmallVec;
 
-use crate::model::id_table::IdTable;
+use crate::model::id_table::{touch, IdTable};
 use crate::model::schema::PermSet;
 use crate::model::workspace::{
     LabelIdx, ResIdx, ResourceTable, RoleIdx, Scope, UserIdx, Workspace,
@@ -307,6 +307,26 @@ impl Index {
         let users = &self.users;
         self.user_lookup
             .find(IdTable::hash(id), |j| users[j as usize].id.is(id))
+    }
+
+    /// Touches the hash slot a lookup of the user whose id hashes to
+    /// `hash` ([`IdTable::hash`]) reads first.
+    #[inline]
+    pub fn touch_user_slot(&self, hash: u64) {
+        self.user_lookup.touch(hash);
+    }
+
+    /// Touches both lines of the record of the user a lookup of `hash`
+    /// will most likely find (its slot should have been touched before).
+    #[inline]
+    pub fn touch_user(&self, hash: u64) {
+        if let Some(u) = self.user_lookup.guess(hash) {
+            if let Some(ix) = self.users.get(u as usize) {
+                touch(&ix.active);
+                // The second line, with the scoped grants.
+                touch(&ix.grants.len());
+            }
+        }
     }
 
     /// Bytes held on the heap, per part, for memory reports.

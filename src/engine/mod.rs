@@ -2,6 +2,7 @@
 //! No I/O, no tonic, no tokio: a snapshot and a request in, a decision with
 //! its reasons out.
 
+pub mod batch;
 pub mod check;
 pub mod decision;
 pub mod incremental;

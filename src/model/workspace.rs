@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
-use super::id_table::IdTable;
+use super::id_table::{touch, IdTable};
 use super::overlay::{Overlay, Record};
 use super::schema::{PermSet, Schema, TypeId};
 use super::spec::{ResourceSpec, Source, WorkspaceSpec};
@@ -221,6 +221,44 @@ impl ResourceTable {
         let range = self.of_type(t);
         self.lookup
             .find(key_hash(t, id), |j| range.contains(&j) && self.id(j) == id)
+    }
+
+    /// The hash [`ResourceTable::find`] looks `(t, id)` up with.
+    #[inline]
+    pub fn lookup_hash(t: TypeId, id: &str) -> u64 {
+        key_hash(t, id)
+    }
+
+    /// Touches the hash slot a lookup of `hash` reads first (see
+    /// [`IdTable::touch`]).
+    #[inline]
+    pub fn touch_slot(&self, hash: u64) {
+        self.lookup.touch(hash);
+    }
+
+    /// Touches the record of the resource a lookup of `hash` will most
+    /// likely find (its slot should have been touched before), and returns
+    /// that guess.
+    #[inline]
+    pub fn touch_record(&self, hash: u64) -> Option<ResIdx> {
+        let r = self.lookup.guess(hash)?;
+        touch(self.meta.get(r as usize)?);
+        Some(r)
+    }
+
+    /// Touches the first bytes of `r`'s id, which a lookup compares, and
+    /// its parent's record, which a decision reads.
+    #[inline]
+    pub fn touch_id_and_parent(&self, r: ResIdx) {
+        let Some(m) = self.meta.get(r as usize) else {
+            return;
+        };
+        if let Some(b) = self.ids.as_bytes().get(m.id_start as usize) {
+            touch(b);
+        }
+        if let Some(p) = self.meta.get(m.parent as usize) {
+            touch(p);
+        }
     }
 
     /// The resources of one type, in ascending id order.
