@@ -186,7 +186,7 @@ impl CompiledWorkspace {
             return false;
         };
         let perm = self.model.schema.ty(pt).perm(read);
-        self.rule_for_target(u, perm, pt, Some(p), res.parent_of(p), res.labels(p))
+        self.rule_for_target(u, perm, pt, Some(p), res.parent_of(p), &res.labels(p))
             == Reason::Granted
     }
 

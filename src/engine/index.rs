@@ -269,7 +269,7 @@ impl Index {
         let res = ws.resources.base();
         let mut label_postings = vec![RoaringBitmap::new(); ws.labels.len()];
         for r in 0..res.len() as ResIdx {
-            for &l in res.labels(r) {
+            for &l in res.labels(r).iter() {
                 // `r` ascends, so `push` (an append, which does nothing
                 // for a value already there) does what `insert` does
                 // without searching the containers: insert was half of

@@ -243,7 +243,7 @@ impl CompiledWorkspace {
             // Only the given parent holds direct children.
             let res = &ws.resources;
             let readable =
-                self.rule_for_target(u, pperm, pt, Some(p), res.parent_of(p), res.labels(p))
+                self.rule_for_target(u, pperm, pt, Some(p), res.parent_of(p), &res.labels(p))
                     == Reason::Granted;
             return readable.then_some(plan);
         }
@@ -275,7 +275,7 @@ impl CompiledWorkspace {
                 return false;
             }
         }
-        self.granted_here(u, perm, Some(r), parent, res.labels(r))
+        self.granted_here(u, perm, Some(r), parent, &res.labels(r))
             && self.rank_ok(u, res.type_of(r), r)
     }
 

@@ -17,7 +17,7 @@ use super::schema::{
 use super::spec::{BindingSpec, ResourceSpec, SnapshotSpec, WorkspaceSpec};
 use super::workspace::{
     Binding, Group, LabelIdx, PendingResource, Policy, ResIdx, ResourceTable, Resources, Role,
-    Scope, User, Workspace,
+    Scope, TableLimit, User, Workspace,
 };
 
 /// The most labels one resource may carry (rule `limit`). Labels are meant
@@ -418,7 +418,21 @@ impl Validator {
                 labels: checked.labels,
             });
         }
-        let table = ResourceTable::build(schema.types.len(), items);
+        let table = match ResourceTable::build(schema.types.len(), items) {
+            Ok(table) => table,
+            Err(e) => {
+                // Far beyond any real workspace (see `TableLimit`). With no
+                // table, the bindings that name resources are reported too.
+                let item = match e {
+                    TableLimit::IdBytes { type_, .. } => {
+                        format!("type \"{}\"", schema.ty(type_).name)
+                    }
+                    _ => String::new(),
+                };
+                self.report(Rule::Limit, item, e.to_string());
+                return ResourceTable::default();
+            }
+        };
         let duplicates = duplicates(checker, &table);
         let mut duplicate = duplicates.iter().copied().peekable();
         let mut found = found.into_iter().peekable();

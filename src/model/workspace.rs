@@ -83,48 +83,206 @@ pub struct Policy {
 ///
 /// Laid out for the cache: on a large model every lookup here is a miss,
 /// and a check's cost is the number of them. Finding a resource by id reads
-/// one line of the hash index and one of `meta`, which holds its parent and
-/// (inline, for up to two) its labels, then the id's bytes to confirm; its
-/// parent is one more line of `meta`. The type is told by the index range.
+/// one line of the hash index, then the id's bytes to confirm: where they
+/// are is computed from the index (see [`IdColumn`]), so the lookup itself
+/// reads no record. The resource's record, 8 bytes, holds its parent and
+/// (packed, for up to two) its labels; its parent's record is one more
+/// line. The type is told by the index range.
 #[derive(Debug, Clone, Default)]
 pub struct ResourceTable {
-    /// All ids back to back; resource `r` is
-    /// `ids[meta[r].id_start..meta[r + 1].id_start]`.
+    /// All ids back to back, in the order of the resources; [`IdColumn`]
+    /// says where each is.
     ids: String,
-    /// One per resource, plus one at the end that closes the last id.
+    /// One per resource.
     meta: Vec<ResMeta>,
-    /// The labels of resources with more than two (see [`ResMeta`]).
+    /// The labels a record cannot hold (see [`ResMeta::labels`]): for each
+    /// such resource its count, then its labels as they came.
     spilled_labels: Vec<LabelIdx>,
     /// `type_start[t]..type_start[t+1]` are the resources of type `t`.
     type_start: Vec<ResIdx>,
+    /// Where the ids of each type are in `ids`, one per type.
+    id_columns: Vec<IdColumn>,
     lookup: IdTable,
 }
 
-/// A resource's parent, where its id starts, and its labels: 16 bytes, four
-/// to a cache line.
+/// A resource's parent and its labels: 8 bytes, eight to a cache line. A
+/// large model holds a million of them; the id's place is not among them
+/// (see [`IdColumn`]).
 #[derive(Debug, Clone, Copy)]
-#[repr(C, align(16))]
+#[repr(C, align(8))]
 struct ResMeta {
     parent: ResIdx,
-    id_start: u32,
-    /// Up to two labels inline, `[NO_LABEL, NO_LABEL]` for none and
-    /// `[l, NO_LABEL]` for one; more are in `spilled_labels`, written
-    /// `[SPILLED | start, count]`.
-    labels: [LabelIdx; 2],
+    /// The labels, packed in one word, as the top bits tell:
+    /// - [`NO_LABELS`] (all ones): none;
+    /// - `0`: exactly one, the word itself (a label below 2^31);
+    /// - `10` ([`PAIR`]): exactly two, each below 2^15, written
+    ///   `a << 15 | b` in the low 30 bits, in the order they came;
+    /// - `11` ([`SPILLED`]): the low 30 bits are where they start in
+    ///   `spilled_labels` (the count, then the labels): three or more, or
+    ///   ones too large to pack.
+    ///
+    /// A label's index is its place in the workspace's list of labels, so
+    /// below 2^15 unless a workspace has more than 32,768 labels: up to two
+    /// labels, nothing spills.
+    labels: u32,
 }
 
-const NO_LABEL: LabelIdx = LabelIdx::MAX;
-const SPILLED: u32 = 1 << 31;
+const NO_LABELS: u32 = u32::MAX;
+/// The tag bits of [`ResMeta::labels`] once the top bit is set.
+const TAG: u32 = 0b11 << 30;
+const PAIR: u32 = 0b10 << 30;
+const SPILLED: u32 = 0b11 << 30;
+/// Labels below this are packed two to a word.
+const PAIR_LABEL_END: LabelIdx = 1 << 15;
+const PAIR_LABEL_MASK: u32 = PAIR_LABEL_END - 1;
 
-impl ResMeta {
-    fn new(id_start: u32) -> ResMeta {
-        ResMeta {
-            parent: NO_PARENT,
-            id_start,
-            labels: [NO_LABEL; 2],
+/// Where the ids of one type lie in [`ResourceTable::ids`]: back to back
+/// from `start`, in the order of the type's resources.
+#[derive(Debug, Clone)]
+struct IdColumn {
+    start: usize,
+    widths: Widths,
+}
+
+#[derive(Debug, Clone)]
+enum Widths {
+    /// Every id of the type has this many bytes, so the place of the
+    /// `i`-th is `start + i * width` and nothing per resource is stored.
+    /// The common case: generated ids are UUIDs or zero-padded numbers (on
+    /// `large`, every record id has 9 bytes and every mini id 7).
+    Fixed(usize),
+    /// The `i`-th id is `start + offsets[i]..start + offsets[i + 1]`
+    /// (`count + 1` offsets, the first 0): only types whose ids differ in
+    /// length pay 4 bytes a resource for their places.
+    Varying(Box<[u32]>),
+}
+
+impl IdColumn {
+    /// The bytes of the `i`-th id of the type, within `ids`.
+    #[inline]
+    fn span(&self, i: usize) -> std::ops::Range<usize> {
+        match &self.widths {
+            Widths::Fixed(w) => {
+                let a = self.start + i * w;
+                a..a + w
+            }
+            Widths::Varying(o) => self.start + o[i] as usize..self.start + o[i + 1] as usize,
         }
     }
 }
+
+/// The labels of a resource, as [`ResourceTable::labels`] and
+/// [`Resources::labels`] give them: a slice, through `Deref`. A record
+/// packs up to two labels in one word, so there is no slice of the table to
+/// borrow for them: they are unpacked into the value, which is `Copy` and
+/// costs no allocation.
+#[derive(Clone, Copy)]
+pub struct Labels<'a>(LabelsRepr<'a>);
+
+#[derive(Clone, Copy)]
+enum LabelsRepr<'a> {
+    One(LabelIdx),
+    Two([LabelIdx; 2]),
+    Slice(&'a [LabelIdx]),
+}
+
+impl Labels<'_> {
+    const NONE: Labels<'static> = Labels(LabelsRepr::Slice(&[]));
+}
+
+impl<'a> From<&'a [LabelIdx]> for Labels<'a> {
+    fn from(s: &'a [LabelIdx]) -> Labels<'a> {
+        Labels(LabelsRepr::Slice(s))
+    }
+}
+
+impl std::ops::Deref for Labels<'_> {
+    type Target = [LabelIdx];
+
+    #[inline]
+    fn deref(&self) -> &[LabelIdx] {
+        match &self.0 {
+            LabelsRepr::One(l) => std::slice::from_ref(l),
+            LabelsRepr::Two(ls) => ls,
+            LabelsRepr::Slice(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Debug for Labels<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for Labels<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Labels<'_> {}
+
+/// What a [`ResourceTable`] cannot hold: its fields are 32 bits wide to keep
+/// it small. No workspace comes near (each takes hundreds of millions of
+/// resources, or gigabytes of ids), but one that did is refused, rather
+/// than stored wrapped around: validation reports it under rule `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableLimit {
+    /// More resources than a [`ResIdx`] numbers (`u32::MAX` is
+    /// [`NO_PARENT`]).
+    Resources { count: usize, limit: usize },
+    /// The labels the records cannot hold (see [`ResMeta::labels`]) need
+    /// more entries than a start of 30 bits reaches.
+    SpilledLabels { limit: usize },
+    /// The ids of a type whose ids differ in length take more bytes than a
+    /// `u32` offset reaches.
+    IdBytes {
+        type_: TypeId,
+        bytes: usize,
+        limit: usize,
+    },
+}
+
+impl std::fmt::Display for TableLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TableLimit::Resources { count, limit } => write!(
+                f,
+                "{count} resources are over the limit of {limit} resources per workspace"
+            ),
+            TableLimit::SpilledLabels { limit } => write!(
+                f,
+                "the labels of resources with three or more take over {limit} entries, \
+                 the limit per workspace (one per label and one per resource)"
+            ),
+            TableLimit::IdBytes { bytes, limit, .. } => write!(
+                f,
+                "the ids of this type take {bytes} bytes, over the limit of {limit} bytes \
+                 for the ids of one type when they differ in length"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TableLimit {}
+
+/// The bounds of [`TableLimit`]; the tests build with smaller ones.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    resources: usize,
+    spilled: usize,
+    id_bytes: usize,
+}
+
+const LIMITS: Limits = Limits {
+    resources: NO_PARENT as usize,
+    // Then a start is at most 2^30 - 3 (a spilled resource has a label):
+    // it fits in 30 bits and is never all ones, which would read as
+    // `NO_LABELS`.
+    spilled: (1 << 30) - 1,
+    id_bytes: u32::MAX as usize,
+};
 
 fn key_hash(t: TypeId, id: &str) -> u64 {
     IdTable::hash(&(t, id))
@@ -139,49 +297,110 @@ pub struct PendingResource<'a> {
 }
 
 impl ResourceTable {
-    /// Builds the table; duplicates must have been removed, and every parent
-    /// must be among `items` (unknown parents become [`NO_PARENT`]).
-    pub fn build(type_count: usize, mut items: Vec<PendingResource<'_>>) -> ResourceTable {
+    /// Builds the table; every parent must be among `items` (unknown
+    /// parents become [`NO_PARENT`]). Duplicates are kept side by side,
+    /// for the caller to find (a lookup finds one of them).
+    pub fn build(
+        type_count: usize,
+        items: Vec<PendingResource<'_>>,
+    ) -> Result<ResourceTable, TableLimit> {
+        Self::build_within(type_count, items, LIMITS)
+    }
+
+    fn build_within(
+        type_count: usize,
+        mut items: Vec<PendingResource<'_>>,
+        limits: Limits,
+    ) -> Result<ResourceTable, TableLimit> {
         items.sort_unstable_by(|a, b| (a.type_, a.id).cmp(&(b.type_, b.id)));
         let n = items.len();
+        if n > limits.resources {
+            return Err(TableLimit::Resources {
+                count: n,
+                limit: limits.resources,
+            });
+        }
         let mut r = ResourceTable {
             ids: String::with_capacity(items.iter().map(|i| i.id.len()).sum()),
-            meta: Vec::with_capacity(n + 1),
+            meta: Vec::with_capacity(n),
             spilled_labels: Vec::new(),
             type_start: vec![0; type_count + 1],
+            id_columns: Vec::with_capacity(type_count),
             lookup: IdTable::with_capacity(n),
         };
         for (i, it) in items.iter().enumerate() {
-            let mut m = ResMeta::new(r.ids.len() as u32);
-            match it.labels[..] {
-                [] => {}
-                [a] => m.labels = [a, NO_LABEL],
-                [a, b] => m.labels = [a, b],
-                ref more => {
-                    m.labels = [SPILLED | r.spilled_labels.len() as u32, more.len() as u32];
-                    r.spilled_labels.extend_from_slice(more);
-                }
-            }
-            r.meta.push(m);
+            let labels = r.pack_labels(&it.labels, limits.spilled)?;
+            r.meta.push(ResMeta {
+                parent: NO_PARENT,
+                labels,
+            });
             r.ids.push_str(it.id);
             r.type_start[it.type_ as usize + 1] = i as ResIdx + 1;
             r.lookup.insert(key_hash(it.type_, it.id), i as ResIdx);
         }
-        r.meta.push(ResMeta::new(r.ids.len() as u32));
+        r.spilled_labels.shrink_to_fit();
         // Types with no resources start where the previous type ended.
         for t in 1..=type_count {
             r.type_start[t] = r.type_start[t].max(r.type_start[t - 1]);
+        }
+        let mut start = 0;
+        for t in 0..type_count {
+            let of_type = &items[r.type_start[t] as usize..r.type_start[t + 1] as usize];
+            let bytes: usize = of_type.iter().map(|it| it.id.len()).sum();
+            let width = of_type.first().map_or(0, |it| it.id.len());
+            let widths = if of_type.iter().all(|it| it.id.len() == width) {
+                Widths::Fixed(width)
+            } else if bytes > limits.id_bytes {
+                return Err(TableLimit::IdBytes {
+                    type_: t as TypeId,
+                    bytes,
+                    limit: limits.id_bytes,
+                });
+            } else {
+                // Every offset is at most `bytes`, within a `u32`.
+                let mut end = 0;
+                let mut offsets = Vec::with_capacity(of_type.len() + 1);
+                offsets.push(0);
+                for it in of_type {
+                    end += it.id.len() as u32;
+                    offsets.push(end);
+                }
+                Widths::Varying(offsets.into_boxed_slice())
+            };
+            r.id_columns.push(IdColumn { start, widths });
+            start += bytes;
         }
         for (i, it) in items.iter().enumerate() {
             if let Some((t, id)) = it.parent {
                 r.meta[i].parent = r.find(t, id).unwrap_or(NO_PARENT);
             }
         }
-        r
+        Ok(r)
+    }
+
+    /// `ls` as [`ResMeta::labels`] holds them, spilling them if they do not
+    /// pack.
+    fn pack_labels(&mut self, ls: &[LabelIdx], spill_limit: usize) -> Result<u32, TableLimit> {
+        match *ls {
+            [] => return Ok(NO_LABELS),
+            [a] if a >> 31 == 0 => return Ok(a),
+            [a, b] if a < PAIR_LABEL_END && b < PAIR_LABEL_END => {
+                return Ok(PAIR | a << 15 | b);
+            }
+            _ => {}
+        }
+        let start = self.spilled_labels.len();
+        if start + 1 + ls.len() > spill_limit {
+            return Err(TableLimit::SpilledLabels { limit: spill_limit });
+        }
+        // Both fit: they are below the limit, below 2^30.
+        self.spilled_labels.push(ls.len() as LabelIdx);
+        self.spilled_labels.extend_from_slice(ls);
+        Ok(SPILLED | start as u32)
     }
 
     pub fn len(&self) -> usize {
-        self.meta.len().saturating_sub(1)
+        self.meta.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -190,21 +409,30 @@ impl ResourceTable {
 
     #[inline]
     pub fn id(&self, r: ResIdx) -> &str {
-        let r = r as usize;
-        &self.ids[self.meta[r].id_start as usize..self.meta[r + 1].id_start as usize]
+        let t = self.type_of(r) as usize;
+        let i = (r - self.type_start[t]) as usize;
+        &self.ids[self.id_columns[t].span(i)]
     }
 
     #[inline]
-    pub fn labels(&self, r: ResIdx) -> &[LabelIdx] {
-        let m = &self.meta[r as usize];
-        match m.labels {
-            [NO_LABEL, _] => &[],
-            [s, count] if s & SPILLED != 0 => {
-                let start = (s & !SPILLED) as usize;
-                &self.spilled_labels[start..start + count as usize]
+    pub fn labels(&self, r: ResIdx) -> Labels<'_> {
+        let w = self.meta[r as usize].labels;
+        if w >> 31 == 0 {
+            return Labels(LabelsRepr::One(w));
+        }
+        match w & TAG {
+            PAIR => Labels(LabelsRepr::Two([
+                (w >> 15) & PAIR_LABEL_MASK,
+                w & PAIR_LABEL_MASK,
+            ])),
+            _ if w == NO_LABELS => Labels::NONE,
+            _ => {
+                let start = (w & !TAG) as usize;
+                let count = self.spilled_labels[start] as usize;
+                Labels(LabelsRepr::Slice(
+                    &self.spilled_labels[start + 1..start + 1 + count],
+                ))
             }
-            [_, NO_LABEL] => &m.labels[..1],
-            _ => &m.labels,
         }
     }
 
@@ -216,11 +444,31 @@ impl ResourceTable {
 
     #[inline]
     pub fn find(&self, t: TypeId, id: &str) -> Option<ResIdx> {
-        // The type is told by the index range (resources are sorted by type),
-        // which saves a memory load per probe.
+        let column = self.id_columns.get(t as usize)?;
+        // The type is told by the index range (resources are sorted by
+        // type), and the id's place by the type's column: a probe reads no
+        // memory but the hash slot and the candidate's id (and its offset,
+        // for ids of varying length).
         let range = self.of_type(t);
-        self.lookup
-            .find(key_hash(t, id), |j| range.contains(&j) && self.id(j) == id)
+        let (ids, want) = (self.ids.as_bytes(), id.as_bytes());
+        match column.widths {
+            Widths::Fixed(w) => {
+                // No id of another length is of this type: no probe at all.
+                if want.len() != w {
+                    return None;
+                }
+                self.lookup.find(key_hash(t, id), |j| {
+                    if !range.contains(&j) {
+                        return false;
+                    }
+                    let a = column.start + (j - range.start) as usize * w;
+                    ids[a..a + w] == *want
+                })
+            }
+            Widths::Varying(_) => self.lookup.find(key_hash(t, id), |j| {
+                range.contains(&j) && ids[column.span((j - range.start) as usize)] == *want
+            }),
+        }
     }
 
     /// The hash [`ResourceTable::find`] looks `(t, id)` up with.
@@ -246,15 +494,24 @@ impl ResourceTable {
         Some(r)
     }
 
-    /// Touches the first bytes of `r`'s id, which a lookup compares, and
-    /// its parent's record, which a decision reads.
+    /// Touches the first byte of `r`'s id, which a lookup compares (for a
+    /// type whose ids differ in length, through its offset), and its
+    /// parent's record, which a decision reads.
     #[inline]
     pub fn touch_id_and_parent(&self, r: ResIdx) {
         let Some(m) = self.meta.get(r as usize) else {
             return;
         };
-        if let Some(b) = self.ids.as_bytes().get(m.id_start as usize) {
-            touch(b);
+        let t = self.type_of(r) as usize;
+        if let (Some(column), Some(&first)) = (self.id_columns.get(t), self.type_start.get(t)) {
+            let i = (r - first) as usize;
+            let at = match &column.widths {
+                Widths::Fixed(w) => Some(column.start + i * w),
+                Widths::Varying(o) => o.get(i).map(|&o| column.start + o as usize),
+            };
+            if let Some(b) = at.and_then(|a| self.ids.as_bytes().get(a)) {
+                touch(b);
+            }
         }
         if let Some(p) = self.meta.get(m.parent as usize) {
             touch(p);
@@ -272,13 +529,23 @@ impl ResourceTable {
 
     /// Bytes held on the heap, per part, for memory reports.
     pub fn heap_sizes(&self) -> [(&'static str, usize); 3] {
+        let offsets: usize = self
+            .id_columns
+            .iter()
+            .map(|c| match &c.widths {
+                Widths::Fixed(_) => 0,
+                Widths::Varying(o) => std::mem::size_of_val(&**o),
+            })
+            .sum();
         [
             ("resource ids", self.ids.capacity()),
             (
-                "resource records (parent, labels)",
+                "resource records, id offsets",
                 self.meta.capacity() * std::mem::size_of::<ResMeta>()
-                    + self.spilled_labels.capacity() * 4
-                    + self.type_start.capacity() * 4,
+                    + self.spilled_labels.capacity() * std::mem::size_of::<LabelIdx>()
+                    + self.type_start.capacity() * std::mem::size_of::<ResIdx>()
+                    + self.id_columns.capacity() * std::mem::size_of::<IdColumn>()
+                    + offsets,
             ),
             ("resource hash index", self.lookup.heap_size()),
         ]
@@ -365,11 +632,11 @@ impl Resources {
     }
 
     #[inline]
-    pub fn labels(&self, r: ResIdx) -> &[LabelIdx] {
+    pub fn labels(&self, r: ResIdx) -> Labels<'_> {
         match self.record(r) {
-            Some(x) => &x.labels,
+            Some(x) => Labels::from(&x.labels[..]),
             None if (r as usize) < self.base.len() => self.base.labels(r),
-            None => &[],
+            None => Labels::NONE,
         }
     }
 
@@ -724,22 +991,71 @@ mod tests {
         }
     }
 
+    fn build(type_count: usize, items: Vec<PendingResource<'_>>) -> ResourceTable {
+        match ResourceTable::build(type_count, items) {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn a_record_is_8_bytes() {
+        assert_eq!(std::mem::size_of::<ResMeta>(), 8);
+        assert_eq!(std::mem::align_of::<ResMeta>(), 8);
+    }
+
     #[test]
     fn labels_inline_and_spilled_come_back_as_given() {
-        let sets: [&[LabelIdx]; 6] = [&[], &[7], &[0, 9], &[1, 2, 3], &[4, 5, 6, 8, 10], &[0]];
-        let ids = ["a", "b", "c", "d", "e", "f"];
+        const TOP: LabelIdx = PAIR_LABEL_END - 1;
+        const BIG: LabelIdx = PAIR_LABEL_END;
+        let many: Vec<LabelIdx> = (0..64).rev().collect();
+        // Each set, and whether it spills.
+        let sets: [(&[LabelIdx], bool); 18] = [
+            (&[], false),
+            (&[7], false),
+            (&[0], false),
+            (&[BIG], false),
+            (&[(1 << 31) - 1], false),
+            (&[0, 9], false),
+            (&[9, 0], false),
+            (&[TOP, TOP], false),
+            (&[0, 0], false),
+            (&[5, BIG], true),
+            (&[BIG, 5], true),
+            (&[1 << 31], true),
+            (&[u32::MAX - 1], true),
+            (&[u32::MAX], true),
+            (&[u32::MAX, 3], true),
+            (&[1, 2, 3], true),
+            (&[4, 5, 6, 8, 10], true),
+            (&many, true),
+        ];
+        let ids: Vec<String> = (0..sets.len()).map(|i| format!("r{i:02}")).collect();
         let items = ids
             .iter()
             .zip(sets)
-            .map(|(id, ls)| pending(0, id, ls))
+            .map(|(id, (ls, _))| pending(0, id, ls))
             .collect();
-        let t = ResourceTable::build(1, items);
-        for (i, (id, ls)) in ids.iter().zip(sets).enumerate() {
+        let t = build(1, items);
+        for (i, (id, (ls, spills))) in ids.iter().zip(sets).enumerate() {
             let r = t.find(0, id).unwrap_or(u32::MAX);
             assert_eq!(r, i as ResIdx, "{id}");
-            assert_eq!(t.labels(r), ls, "{id}");
-            assert_eq!(t.id(r), *id);
+            assert_eq!(&*t.labels(r), ls, "{id}");
+            let w = t.meta[i].labels;
+            assert_eq!(w != NO_LABELS && w & TAG == SPILLED, spills, "{id}: {w:#x}");
+            assert_eq!(t.id(r), id);
         }
+    }
+
+    #[test]
+    fn overlay_labels_come_back_as_set() {
+        let mut res = Resources::new(build(1, vec![pending(0, "a", &[1, 2])]));
+        assert_eq!(&*res.labels(0), &[1, 2]);
+        let r = res.upsert(0, "b", None, [3, 4, 5].into_iter().collect());
+        assert_eq!(&*res.labels(r), &[3, 4, 5]);
+        res.upsert(0, "a", None, SmallVec::new());
+        assert!(res.labels(0).is_empty());
+        assert!(res.labels(r + 1).is_empty(), "an index beyond all");
     }
 
     #[test]
@@ -751,7 +1067,7 @@ mod tests {
             pending(1, "y", &[]),
             pending(5, "z", &[]),
         ];
-        let t = ResourceTable::build(6, items);
+        let t = build(6, items);
         let found: Vec<_> = [(1, "x"), (1, "y"), (3, "x"), (5, "z")]
             .iter()
             .map(|&(ty, id)| t.find(ty, id).map(|r| (t.type_of(r), t.id(r).to_string())))
@@ -765,5 +1081,133 @@ mod tests {
         assert_eq!(t.find(3, "y"), None);
         assert_eq!(t.find(6, "x"), None, "a type beyond the table");
         assert_eq!(t.of_type(2), 2..2);
+    }
+
+    #[test]
+    fn ids_of_one_width_and_of_many_are_found_and_given_back() {
+        // Type 1: ids of one width (no offsets); 3: of many; 0, 2 and 4
+        // have none; 5: one id.
+        let fixed = ["r-000003", "r-000001", "r-000002", "r-000010"];
+        let varying = ["m-1", "m-10", "m-100", "m-2", "x"];
+        let mut items: Vec<_> = fixed.iter().map(|id| pending(1, id, &[])).collect();
+        items.extend(varying.iter().map(|id| pending(3, id, &[])));
+        items.push(pending(5, "m-1", &[]));
+        let t = build(6, items);
+        assert!(matches!(t.id_columns[1].widths, Widths::Fixed(8)));
+        assert!(matches!(t.id_columns[3].widths, Widths::Varying(_)));
+        assert!(matches!(t.id_columns[5].widths, Widths::Fixed(3)));
+        assert!(matches!(t.id_columns[2].widths, Widths::Fixed(0)));
+        for (ty, ids) in [(1, &fixed[..]), (3, &varying[..]), (5, &["m-1"][..])] {
+            let mut sorted = ids.to_vec();
+            sorted.sort_unstable();
+            let range = t.of_type(ty);
+            let listed: Vec<&str> = range.clone().map(|r| t.id(r)).collect();
+            assert_eq!(listed, sorted, "type {ty}");
+            for id in ids {
+                let r = t.find(ty, id);
+                assert!(
+                    r.is_some_and(|r| range.contains(&r) && t.id(r) == *id),
+                    "{ty}:{id}"
+                );
+                assert_eq!(r.map(|r| t.type_of(r)), Some(ty));
+            }
+        }
+        // Of the wrong length, absent, or an id of another type.
+        assert_eq!(t.find(1, "r-1"), None);
+        assert_eq!(t.find(1, "r-0000010"), None);
+        assert_eq!(t.find(1, "r-000004"), None);
+        assert_eq!(t.find(1, "m-10"), None);
+        assert_eq!(t.find(3, "r-000001"), None);
+        assert_eq!(t.find(3, "m-3"), None);
+        assert_eq!(t.find(3, ""), None);
+        assert_eq!(t.find(5, "m-2"), None);
+        assert_eq!(t.find(5, "m-10"), None);
+        for ty in [0, 2, 4] {
+            assert_eq!(t.find(ty, "m-1"), None, "empty type {ty}");
+            assert_eq!(t.find(ty, ""), None, "empty type {ty}");
+        }
+        assert_eq!(t.find(6, "m-1"), None, "a type beyond the table");
+    }
+
+    #[test]
+    fn parents_are_resolved_across_widths() {
+        let mut items = vec![
+            pending(0, "p-1", &[]),
+            pending(0, "p-22", &[]),
+            pending(1, "c-1", &[]),
+            pending(1, "c-2", &[]),
+            pending(1, "c-3", &[]),
+        ];
+        items[2].parent = Some((0, "p-22"));
+        items[3].parent = Some((0, "p-1"));
+        items[4].parent = Some((0, "p-3"));
+        let t = build(2, items);
+        let parent = |id| {
+            let r = t.find(1, id)?;
+            t.parent_of(r).map(|p| t.id(p))
+        };
+        assert_eq!(parent("c-1"), Some("p-22"));
+        assert_eq!(parent("c-2"), Some("p-1"));
+        assert_eq!(parent("c-3"), None, "an unknown parent");
+        // The touches read in range, also for an index beyond the table.
+        for r in 0..=t.len() as ResIdx + 1 {
+            t.touch_id_and_parent(r);
+        }
+        let h = ResourceTable::lookup_hash(1, "c-2");
+        t.touch_slot(h);
+        assert_eq!(t.touch_record(h), t.find(1, "c-2"));
+    }
+
+    #[test]
+    fn heap_sizes_count_records_spill_and_offsets() {
+        let items = vec![
+            pending(0, "aa", &[1, 2, 3]),
+            pending(0, "bb", &[]),
+            pending(1, "c", &[]),
+            pending(1, "ddd", &[]),
+        ];
+        let t = build(2, items);
+        let [(_, ids), (_, records), _] = t.heap_sizes();
+        assert_eq!(ids, 8);
+        // Four records, a spill of 4, 3 type starts, 3 offsets of type 1.
+        let columns = 2 * std::mem::size_of::<IdColumn>();
+        assert_eq!(records, 4 * 8 + 4 * 4 + 3 * 4 + columns + 3 * 4);
+    }
+
+    #[test]
+    fn what_does_not_fit_is_refused() {
+        let limits = |resources, spilled, id_bytes| Limits {
+            resources,
+            spilled,
+            id_bytes,
+        };
+        let items = || {
+            vec![
+                pending(0, "a", &[1, 2, 3]),
+                pending(0, "b", &[4, 5, 6]),
+                pending(1, "cc", &[]),
+                pending(1, "ddd", &[]),
+            ]
+        };
+        let built = |l: Limits| ResourceTable::build_within(2, items(), l).map(|t| t.len());
+        assert_eq!(built(limits(4, 8, 5)), Ok(4), "exactly at every limit");
+        assert_eq!(
+            built(limits(3, 8, 5)),
+            Err(TableLimit::Resources { count: 4, limit: 3 })
+        );
+        assert_eq!(
+            built(limits(4, 7, 5)),
+            Err(TableLimit::SpilledLabels { limit: 7 })
+        );
+        let e = TableLimit::IdBytes {
+            type_: 1,
+            bytes: 5,
+            limit: 4,
+        };
+        assert_eq!(built(limits(4, 8, 4)), Err(e));
+        assert!(e.to_string().contains("over the limit of 4 bytes"), "{e}");
+        // Ids of one width take no offsets, so have no such limit.
+        let same = vec![pending(0, "aa", &[]), pending(0, "bb", &[])];
+        assert!(ResourceTable::build_within(1, same, limits(4, 8, 1)).is_ok());
     }
 }
