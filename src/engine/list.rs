@@ -207,7 +207,7 @@ impl CompiledWorkspace {
                 .union();
             if !plain {
                 // The base postings are stale for changed resources.
-                candidates -= res.changed();
+                res.changed().subtract_from(&mut candidates);
                 for &l in &labels {
                     candidates.extend(res.changed_carriers(l));
                 }
@@ -223,7 +223,7 @@ impl CompiledWorkspace {
             candidates &= of_type;
         }
         if !plain {
-            candidates -= res.removed();
+            res.removed().subtract_from(&mut candidates);
         }
         if let Some(p) = parent {
             let children: RoaringBitmap = self.children(p).collect();

@@ -9,6 +9,7 @@ pub mod overlay;
 pub mod parse;
 pub mod problem;
 pub mod schema;
+pub mod shared_bitmap;
 pub mod spec;
 pub mod validate;
 pub mod workspace;

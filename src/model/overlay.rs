@@ -27,11 +27,11 @@
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
-use roaring::RoaringBitmap;
 use rustc_hash::FxHasher;
 use smallvec::SmallVec;
 
 use super::schema::TypeId;
+use super::shared_bitmap::SharedBitmap;
 use super::workspace::{LabelIdx, ResIdx, NO_PARENT};
 
 /// One resource as changed or added since the base was built.
@@ -52,9 +52,9 @@ pub struct Overlay {
     pub(super) records:
         imbl::GenericHashMap<ResIdx, Record, FxBuild, imbl::shared_ptr::DefaultSharedPtr>,
     /// Base indices with a record: a cheap test that most lookups miss.
-    pub(super) changed: RoaringBitmap,
+    pub(super) changed: SharedBitmap,
     /// Removed resources, base or added.
-    pub(super) removed: RoaringBitmap,
+    pub(super) removed: SharedBitmap,
     /// Added resources by type, then id: lists merge them in id order.
     pub(super) added: imbl::OrdMap<TypeId, imbl::OrdMap<Arc<str>, ResIdx>>,
     pub(super) postings: imbl::OrdSet<(LabelIdx, ResIdx)>,

@@ -8,11 +8,10 @@ use smallvec::SmallVec;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use roaring::RoaringBitmap;
-
 use super::id_table::{touch, IdTable};
 use super::overlay::{Overlay, Record};
 use super::schema::{PermSet, Schema, TypeId};
+use super::shared_bitmap::SharedBitmap;
 use super::spec::{ResourceSpec, Source, WorkspaceSpec};
 
 pub type RoleIdx = u32;
@@ -675,13 +674,13 @@ impl Resources {
     }
 
     /// Removed resources.
-    pub fn removed(&self) -> &RoaringBitmap {
+    pub fn removed(&self) -> &SharedBitmap {
         &self.overlay.removed
     }
 
     /// Base resources whose labels or parent changed since the base was
     /// built: the base's label postings and child lists are stale for them.
-    pub fn changed(&self) -> &RoaringBitmap {
+    pub fn changed(&self) -> &SharedBitmap {
         &self.overlay.changed
     }
 
