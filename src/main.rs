@@ -65,9 +65,6 @@ fn main() -> ExitCode {
 /// shutdown, 1 if it could not start (e.g. the bootstrap snapshot is invalid).
 fn serve(args: rolecall::server::ServeArgs) -> ExitCode {
     rolecall::server::init_tracing(args.log_format, &args.log_filter);
-    if let Err(e) = rolecall::memory::avoid_huge_pages() {
-        tracing::warn!(error = %e, "cannot turn transparent huge pages off: resident memory may be higher");
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

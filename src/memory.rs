@@ -7,10 +7,11 @@
 //! sidecar, just restarted, would hold hundreds of megabytes it no longer
 //! uses. So after a full load the server asks for them to be returned now.
 //!
-//! The server also turns transparent huge pages off for itself. mimalloc
-//! asks for them on its arena, and a 2 MB page counts whole as soon as one
-//! byte of it is used: on the `large` model that is 14 MB more resident
-//! (74 MB against 60) for no throughput we could measure (BENCHMARKS.md).
+//! Transparent huge pages are off for the process (mimalloc's `no_thp`
+//! feature, Cargo.toml): mimalloc would ask for them on its arena, and a
+//! 2 MB page counts whole as soon as one byte of it is used. On the `large`
+//! model that was 14 MB more resident (74 MB against 60) for no throughput
+//! we could measure (BENCHMARKS.md).
 
 /// Returns the pages mimalloc holds free to the OS. It takes milliseconds,
 /// so it is called after whole-model loads, not after small deltas. Harmless
@@ -21,13 +22,4 @@ pub fn release_freed() {
     // SAFETY: `mi_collect` takes no pointers and may be called from any
     // thread at any time.
     unsafe { libmimalloc_sys::mi_collect(true) }
-}
-
-/// Keeps this process on 4 KiB pages (see the module's comment). Call it
-/// before the model is loaded: pages already mapped huge stay huge. Returns
-/// the error when the kernel refuses, for a warning; serving goes on.
-pub fn avoid_huge_pages() -> std::io::Result<()> {
-    #[cfg(target_os = "linux")]
-    rustix::thread::disable_transparent_huge_pages(true)?;
-    Ok(())
 }
