@@ -119,11 +119,11 @@ fn rss(p: Preset) {
     let kept: usize = snap
         .workspaces()
         .iter()
-        .map(|w| spec_heap(&w.model.spec_head))
+        .map(|w| w.model.spec_head.heap_size())
         .sum();
     println!(
-        "{n} resources; the normalised spec each workspace keeps (users, groups, roles; \
-         resources are kept once, in the table) holds about {:.0} MB of heap",
+        "{n} resources; the normalised spec each workspace keeps (users, groups, roles, as \
+         compact JSON; resources are kept once, in the table) holds about {:.1} MB of heap",
         kept as f64 / 1e6
     );
     for w in snap.workspaces() {
@@ -135,52 +135,6 @@ fn rss(p: Preset) {
         }
         println!("  {:<36} {:>6.1} MB", "tables in all", total as f64 / 1e6);
     }
-}
-
-/// Heap bytes of one allocation of `n` bytes with glibc malloc (16-byte
-/// granules, 8 bytes of header, 32 at least); 0 for no allocation.
-fn chunk(n: usize) -> usize {
-    if n == 0 {
-        0
-    } else {
-        (n + 8).div_ceil(16).max(2) * 16
-    }
-}
-
-fn strings(v: &[String]) -> usize {
-    chunk(std::mem::size_of_val(v)) + v.iter().map(|s| chunk(s.capacity())).sum::<usize>()
-}
-
-fn bindings(v: &[rolecall::model::spec::BindingSpec]) -> usize {
-    chunk(std::mem::size_of_val(v))
-        + v.iter()
-            .map(|b| chunk(b.role.capacity()) + b.scope.as_ref().map_or(0, |s| chunk(s.capacity())))
-            .sum::<usize>()
-}
-
-/// An estimate of the heap a workspace spec holds (its big lists).
-fn spec_heap(w: &rolecall::model::spec::WorkspaceSpec) -> usize {
-    let res = chunk(std::mem::size_of_val(w.resources.as_slice()))
-        + w.resources
-            .iter()
-            .map(|r| {
-                chunk(r.type_.capacity())
-                    + chunk(r.id.capacity())
-                    + r.parent.as_ref().map_or(0, |p| chunk(p.capacity()))
-                    + strings(&r.labels)
-            })
-            .sum::<usize>();
-    let users = chunk(std::mem::size_of_val(w.users.as_slice()))
-        + w.users
-            .iter()
-            .map(|u| chunk(u.id.capacity()) + bindings(&u.bindings))
-            .sum::<usize>();
-    let groups = chunk(std::mem::size_of_val(w.groups.as_slice()))
-        + w.groups
-            .iter()
-            .map(|g| chunk(g.id.capacity()) + strings(&g.members) + bindings(&g.bindings))
-            .sum::<usize>();
-    res + users + groups + strings(&w.labels)
 }
 
 fn latency(p: Preset) {

@@ -87,7 +87,7 @@ fn apply(source: UpdateSource, changes: Vec<Change>) -> Result<WorkspaceSpec, Ve
     let u = update(source, UpdateBody::Delta(delta(changes)));
     snapshot
         .apply(&u)
-        .map(|mut ws| ws.remove(0).model.to_spec())
+        .map(|mut ws| ws.remove(0).model.to_spec().unwrap())
         .map_err(|e| e.problems)
 }
 

@@ -37,7 +37,10 @@ static VOCABULARY: LazyLock<Vec<Vocabulary>> = LazyLock::new(|| {
         .iter()
         .map(|w| {
             let m = &w.model;
-            let spec = m.to_spec();
+            let spec = match m.to_spec() {
+                Ok(s) => s,
+                Err(e) => panic!("{e}"),
+            };
             let mut actions: Vec<String> = m
                 .schema
                 .types

@@ -19,12 +19,18 @@ fuzz_target!(|data: &[u8]| {
     let Ok(workspaces) = validate_snapshot(&spec) else {
         return;
     };
-    let exported = Snapshot::from_workspaces(workspaces).to_spec();
+    let exported = match Snapshot::from_workspaces(workspaces).to_spec() {
+        Ok(s) => s,
+        Err(e) => panic!("a built snapshot cannot be exported: {e}"),
+    };
     let again = match validate_snapshot(&exported) {
         Ok(w) => w,
         Err(e) => panic!("an exported snapshot does not validate: {e}\n{exported:?}"),
     };
-    let twice = Snapshot::from_workspaces(again).to_spec();
+    let twice = match Snapshot::from_workspaces(again).to_spec() {
+        Ok(s) => s,
+        Err(e) => panic!("a built snapshot cannot be exported: {e}"),
+    };
     assert_eq!(exported, twice, "export is not stable");
     // And through the file format: JSON text parses back to the same spec.
     let json = serde_json_text(&exported);

@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Code, Request, Response, Status, Streaming};
-use tracing::{debug, info};
+use tracing::{debug, error, info};
 
 use super::auth::AdminAuth;
 use super::convert;
@@ -127,7 +127,10 @@ impl AdminService {
     fn export(&self, request: &pb::ExportRequest) -> Result<pb::ExportResponse, ApiError> {
         let pb::ExportRequest { workspace } = request;
         let v = self.store().current().ok_or(StoreError::NoModel)?;
-        let mut spec = v.snapshot.to_spec();
+        let mut spec = v.snapshot.to_spec().map_err(|e| {
+            error!(revision = v.revision, error = %e, "cannot export the model");
+            ApiError::Internal(format!("cannot export revision {}: {e}", v.revision))
+        })?;
         if !workspace.is_empty() {
             spec.workspaces.retain(|w| &w.id == workspace);
             if spec.workspaces.is_empty() {

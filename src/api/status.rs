@@ -57,6 +57,9 @@ pub enum ApiError {
         max: usize,
         flag: &'static str,
     },
+    /// A bug in rolecall kept it from answering; the message says what
+    /// failed.
+    Internal(String),
 }
 
 impl ApiError {
@@ -81,6 +84,7 @@ impl ApiError {
             ApiError::InBatch { error, .. } => error.code(),
             ApiError::Unauthenticated(_) => Code::Unauthenticated,
             ApiError::NotApplied { .. } => Code::Unavailable,
+            ApiError::Internal(_) => Code::Internal,
             ApiError::Watch(e) => match e {
                 WatchError::NotRetained { .. } => Code::FailedPrecondition,
                 WatchError::Lagged { .. } => Code::ResourceExhausted,
@@ -131,6 +135,7 @@ impl fmt::Display for ApiError {
                 "{max} {rpc} streams are open, the most this sidecar allows ({flag}); close one \
                  or retry later"
             ),
+            ApiError::Internal(message) => write!(f, "internal error: {message}"),
         }
     }
 }
@@ -257,6 +262,11 @@ mod tests {
                 ApiError::Watch(WatchError::NotRetained { from: 2, oldest: 9 }),
                 Code::FailedPrecondition,
                 "no longer retained",
+            ),
+            (
+                ApiError::Internal("workspace \"w\": cannot decode".into()),
+                Code::Internal,
+                "internal error: workspace \"w\"",
             ),
         ];
         for (e, code, text) in cases {

@@ -652,8 +652,9 @@ mod tests {
         let (revision, stored) = r.snapshot.unwrap();
         assert_eq!(revision, 3);
         let restored = crate::model::validate::validate_stored(&stored).unwrap();
-        let specs =
-            |w: &[crate::model::Workspace]| w.iter().map(|w| w.to_spec()).collect::<Vec<_>>();
+        let specs = |w: &[crate::model::Workspace]| {
+            w.iter().map(|w| w.to_spec().unwrap()).collect::<Vec<_>>()
+        };
         assert_eq!(specs(&restored), specs(&model));
     }
 

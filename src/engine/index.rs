@@ -170,35 +170,43 @@ pub struct Index {
 
 /// The direct children of the base's resources, kept for parents only: a
 /// few thousand Minis among a million records, so no array per resource.
+///
+/// Each parent's children, ascending, are written as the gaps between
+/// them (the first counted from 0) in LEB128, seven bits a byte: a million
+/// children spread over a million indices take about two bytes each
+/// instead of four. They are read only in order (lists walk them), so
+/// nothing needs an index into them.
 #[derive(Debug, Clone, Default)]
 struct Children {
     /// Resources with at least one child, ascending.
     parents: Vec<ResIdx>,
-    /// `list[start[i]..start[i + 1]]` are the children of `parents[i]`,
-    /// ascending.
-    start: Vec<u32>,
-    list: Vec<ResIdx>,
+    /// `gaps[start[i]..start[i + 1]]` encode the children of `parents[i]`.
+    start: Vec<usize>,
+    /// How many children `parents[i]` has.
+    counts: Vec<u32>,
+    gaps: Vec<u8>,
 }
 
 impl Children {
     fn build(res: &ResourceTable) -> Children {
         let n = res.len();
-        // Per resource, for the build only: its child count, then where
-        // its next child goes in `list`.
-        let mut at = vec![0u32; n];
+        // For the build only: each parent's children, ascending (resources
+        // are visited in order), in one array grouped by parent.
+        let mut count = vec![0u32; n];
         for r in 0..n as ResIdx {
             if let Some(p) = res.parent_of(r) {
-                at[p as usize] += 1;
+                count[p as usize] += 1;
             }
         }
-        let parents: Vec<ResIdx> = (0..n as ResIdx).filter(|&r| at[r as usize] > 0).collect();
-        let mut start = Vec::with_capacity(parents.len() + 1);
+        let parents: Vec<ResIdx> = (0..n as ResIdx)
+            .filter(|&r| count[r as usize] > 0)
+            .collect();
+        let counts: Vec<u32> = parents.iter().map(|&p| count[p as usize]).collect();
+        let mut at = count; // now: where the next child of each parent goes
         let mut total = 0u32;
-        start.push(0);
         for &p in &parents {
-            let count = std::mem::replace(&mut at[p as usize], total);
-            total += count;
-            start.push(total);
+            let c = std::mem::replace(&mut at[p as usize], total);
+            total += c;
         }
         let mut list = vec![0; total as usize];
         for r in 0..n as ResIdx {
@@ -207,18 +215,86 @@ impl Children {
                 at[p as usize] += 1;
             }
         }
+        drop(at);
+        let mut gaps = Vec::with_capacity(list.len() * 2);
+        let mut start = Vec::with_capacity(parents.len() + 1);
+        let mut from = 0;
+        for &c in &counts {
+            start.push(gaps.len());
+            let mut prev = 0;
+            for &child in &list[from..from + c as usize] {
+                write_varint(&mut gaps, child - prev);
+                prev = child;
+            }
+            from += c as usize;
+        }
+        start.push(gaps.len());
+        gaps.shrink_to_fit();
         Children {
             parents,
             start,
-            list,
+            counts,
+            gaps,
         }
     }
 
-    fn of(&self, r: ResIdx) -> &[ResIdx] {
+    fn of(&self, r: ResIdx) -> ChildIter<'_> {
         match self.parents.binary_search(&r) {
-            Ok(i) => &self.list[self.start[i] as usize..self.start[i + 1] as usize],
-            Err(_) => &[],
+            Ok(i) => ChildIter {
+                gaps: &self.gaps[self.start[i]..self.start[i + 1]],
+                prev: 0,
+            },
+            Err(_) => ChildIter { gaps: &[], prev: 0 },
         }
+    }
+
+    fn count(&self, r: ResIdx) -> usize {
+        self.parents
+            .binary_search(&r)
+            .map_or(0, |i| self.counts[i] as usize)
+    }
+
+    fn heap_size(&self) -> usize {
+        self.parents.capacity() * 4
+            + self.start.capacity() * std::mem::size_of::<usize>()
+            + self.counts.capacity() * 4
+            + self.gaps.capacity()
+    }
+}
+
+fn write_varint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A parent's children in the base table, ascending (see [`Children`]).
+#[derive(Debug, Clone)]
+pub struct ChildIter<'a> {
+    gaps: &'a [u8],
+    prev: ResIdx,
+}
+
+impl Iterator for ChildIter<'_> {
+    type Item = ResIdx;
+
+    #[inline]
+    fn next(&mut self) -> Option<ResIdx> {
+        let mut gap = 0u32;
+        let mut shift = 0;
+        loop {
+            let (&b, rest) = self.gaps.split_first()?;
+            self.gaps = rest;
+            gap |= u32::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        self.prev += gap;
+        Some(self.prev)
     }
 }
 
@@ -347,18 +423,20 @@ impl Index {
                     .map(RoaringBitmap::serialized_size)
                     .sum(),
             ),
-            (
-                "children",
-                (c.parents.capacity() + c.start.capacity() + c.list.capacity()) * 4,
-            ),
+            ("children", c.heap_size()),
             ("bound resources", self.bound.serialized_size()),
         ]
     }
 
     /// `r`'s direct children in the base table, ascending (so grouped by
     /// type, each type in id order).
-    pub fn base_children(&self, r: ResIdx) -> &[ResIdx] {
+    pub fn base_children(&self, r: ResIdx) -> ChildIter<'_> {
         self.children.of(r)
+    }
+
+    /// How many direct children `r` has in the base table.
+    pub fn base_child_count(&self, r: ResIdx) -> usize {
+        self.children.count(r)
     }
 }
 
@@ -432,5 +510,54 @@ workspaces:
         assert_eq!(none.max_rank(), None);
         assert!(none.workspace_perms.is_empty());
         assert_eq!(ws.users.len(), 3);
+    }
+
+    #[test]
+    fn every_parent_lists_its_children_ascending() {
+        // 300 records under three minis, placed so that gaps between
+        // siblings are 1 and a few hundred; m-3 has none.
+        let mut text = String::from(
+            "workspaces:\n  - id: w\n    resources:\n      - { type: mini, id: m-1 }\n      - { type: mini, id: m-2 }\n      - { type: mini, id: m-3 }\n",
+        );
+        for i in 0..300 {
+            let parent = if i % 7 == 0 { "m-2" } else { "m-1" };
+            text +=
+                &format!("      - {{ type: record, id: r-{i:03}, parent: \"mini:{parent}\" }}\n");
+        }
+        let cw = crate::engine::compiled_w(&text);
+        let res = &cw.model.resources;
+        let mut with_children = 0;
+        for p in 0..res.len() as ResIdx {
+            let want: Vec<ResIdx> = (0..res.len() as ResIdx)
+                .filter(|&r| res.parent_of(r) == Some(p))
+                .collect();
+            let got: Vec<ResIdx> = cw.index.base_children(p).collect();
+            assert_eq!(got, want, "children of {}", res.id(p));
+            assert_eq!(cw.index.base_child_count(p), want.len());
+            with_children += usize::from(!want.is_empty());
+        }
+        assert_eq!(with_children, 2);
+    }
+
+    proptest::proptest! {
+        /// Gaps of every width, up to the largest index, decode as written.
+        #[test]
+        fn child_gaps_decode_as_written(
+            mut children in proptest::collection::vec(
+                proptest::prop_oneof![0u32..200, 0u32..1 << 20, 0..u32::MAX],
+                0..50,
+            ),
+        ) {
+            children.sort_unstable();
+            children.dedup();
+            let mut gaps = Vec::new();
+            let mut prev = 0;
+            for &c in &children {
+                write_varint(&mut gaps, c - prev);
+                prev = c;
+            }
+            let got: Vec<ResIdx> = ChildIter { gaps: &gaps, prev: 0 }.collect();
+            proptest::prop_assert_eq!(got, children);
+        }
     }
 }

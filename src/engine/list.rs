@@ -299,7 +299,7 @@ impl CompiledWorkspace {
     /// How many direct children `p` has.
     fn child_count(&self, p: ResIdx) -> u64 {
         if self.model.resources.overlay().is_empty() {
-            self.index.base_children(p).len() as u64
+            self.index.base_child_count(p) as u64
         } else {
             self.children(p).count() as u64
         }

@@ -11,6 +11,7 @@ pub mod list;
 mod plan_cache;
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -20,8 +21,9 @@ pub use decision::{BindingView, Decision, Explanation, Reason, RequestError};
 pub use list::{Page, SubjectGrant};
 
 use crate::model::delta::{apply_update, Update, UpdateBody};
+use crate::model::spec_head::SpecHeadError;
 use crate::model::workspace::ResIdx;
-use crate::model::{InvalidSnapshot, SnapshotSpec, Workspace};
+use crate::model::{InvalidSnapshot, Problem, SnapshotSpec, Workspace};
 use index::Index;
 use plan_cache::PlanCache;
 
@@ -57,7 +59,7 @@ impl CompiledWorkspace {
     /// then those a delta placed under it (each part ascending).
     pub fn children(&self, p: ResIdx) -> impl Iterator<Item = ResIdx> + '_ {
         let res = &self.model.resources;
-        let base = self.index.base_children(p).iter().copied();
+        let base = self.index.base_children(p);
         let plain = res.overlay().is_empty();
         base.filter(move |&c| plain || !(res.is_removed(c) || res.changed().contains(c)))
             .chain(res.changed_children(p))
@@ -139,25 +141,41 @@ impl Snapshot {
         }
         // A snapshot body reads only users and groups of the current specs.
         let with_resources = matches!(update.body, UpdateBody::Delta(_));
+        // A kept spec that cannot be read back (a bug) refuses the update:
+        // it is never resolved against a spec that lacks what was kept.
+        let unreadable: RefCell<Vec<Problem>> = RefCell::default();
         let current = |id: &str| {
-            self.workspace(id).map(|w| match with_resources {
-                true => Cow::Owned(w.model.to_spec()),
-                false => Cow::Borrowed(&*w.model.spec_head),
-            })
+            let w = self.workspace(id)?;
+            let spec = match with_resources {
+                true => w.model.to_spec(),
+                false => w.model.spec_head.spec(),
+            };
+            match spec {
+                Ok(spec) => Some(Cow::Owned(spec)),
+                Err(e) => {
+                    unreadable.borrow_mut().push(Problem::from(&e));
+                    None
+                }
+            }
         };
-        let written = apply_update(current, update)?;
-        Ok(written.into_iter().map(CompiledWorkspace::new).collect())
+        let written = apply_update(current, update);
+        let unreadable = unreadable.into_inner();
+        if !unreadable.is_empty() {
+            return Err(unreadable.into());
+        }
+        Ok(written?.into_iter().map(CompiledWorkspace::new).collect())
     }
 
-    /// The snapshot as file data.
-    pub fn to_spec(&self) -> SnapshotSpec {
-        SnapshotSpec {
-            workspaces: self
-                .workspaces()
+    /// The snapshot as file data; fails only if a workspace's kept spec
+    /// cannot be read back (a bug, see [`crate::model::spec_head`]).
+    pub fn to_spec(&self) -> Result<SnapshotSpec, SpecHeadError> {
+        let workspaces = self.workspaces();
+        Ok(SnapshotSpec {
+            workspaces: workspaces
                 .iter()
                 .map(|w| w.model.to_spec())
-                .collect(),
-        }
+                .collect::<Result<_, _>>()?,
+        })
     }
 }
 

@@ -11,6 +11,7 @@ pub mod problem;
 pub mod schema;
 pub mod shared_bitmap;
 pub mod spec;
+pub mod spec_head;
 pub mod validate;
 pub mod workspace;
 

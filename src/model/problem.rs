@@ -28,6 +28,9 @@ pub enum Rule {
     Directory,
     Limit,
     Revision,
+    /// A bug in rolecall, not in the model it was given: the message says
+    /// what failed.
+    Internal,
 }
 
 impl Rule {
@@ -54,6 +57,7 @@ impl Rule {
             Rule::Directory => "directory",
             Rule::Limit => "limit",
             Rule::Revision => "expected_revision",
+            Rule::Internal => "internal",
         }
     }
 }

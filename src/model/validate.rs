@@ -15,6 +15,7 @@ use super::schema::{
     USER_TYPE, WORKSPACE_TYPE,
 };
 use super::spec::{BindingSpec, ResourceSpec, SnapshotSpec, WorkspaceSpec};
+use super::spec_head::SpecHead;
 use super::workspace::{
     Binding, Group, LabelIdx, PendingResource, Policy, ResIdx, ResourceTable, Resources, Role,
     Scope, TableLimit, User, Workspace,
@@ -84,11 +85,10 @@ fn validate_listed(spec: &WorkspaceSpec, listed: Listed<'_>) -> Result<Workspace
         place: format!("workspace \"{}\"", spec.id),
         problems: Vec::new(),
     };
-    let ws = v.build(spec, listed);
-    if v.problems.is_empty() {
-        Ok(ws)
-    } else {
-        Err(v.problems.into())
+    match v.build(spec, listed) {
+        Some(ws) if v.problems.is_empty() => Ok(ws),
+        // `build` reports why when it gives no workspace.
+        _ => Err(v.problems.into()),
     }
 }
 
@@ -129,7 +129,9 @@ impl Validator {
         true
     }
 
-    fn build(&mut self, spec: &WorkspaceSpec, listed: Listed<'_>) -> Workspace {
+    /// The workspace, built even when a rule is broken (the problems say
+    /// so), or `None` when it cannot be built at all (a problem says why).
+    fn build(&mut self, spec: &WorkspaceSpec, listed: Listed<'_>) -> Option<Workspace> {
         if !valid_id(&spec.id) {
             self.report(Rule::Id, "", id_rule_message("workspace id"));
         }
@@ -208,9 +210,16 @@ impl Validator {
         }
 
         let policy = self.policy(spec, &cat, &roles);
+        let spec_head = match SpecHead::normalised(spec) {
+            Ok(h) => h,
+            Err(e) => {
+                self.problems.push((&e).into());
+                return None;
+            }
+        };
         let mut ws = Workspace {
             id: spec.id.clone(),
-            spec_head: Arc::new(normalised_head(spec)),
+            spec_head,
             schema: Arc::new(schema),
             features_enabled,
             roles: Arc::new(roles),
@@ -223,7 +232,7 @@ impl Validator {
         if self.problems.is_empty() {
             self.invariants(&mut ws);
         }
-        ws
+        Some(ws)
     }
 
     fn features(&mut self, spec: &WorkspaceSpec, schema: &Schema) -> Vec<bool> {
@@ -946,28 +955,6 @@ impl Resolver<'_> {
     }
 }
 
-/// The spec without its resources (the built table holds them), every
-/// list sorted by id, so exports are stable.
-fn normalised_head(spec: &WorkspaceSpec) -> WorkspaceSpec {
-    let mut s = WorkspaceSpec {
-        id: spec.id.clone(),
-        catalog: spec.catalog,
-        features: spec.features.clone(),
-        policy: spec.policy.clone(),
-        types: spec.types.clone(),
-        roles: spec.roles.clone(),
-        labels: spec.labels.clone(),
-        groups: spec.groups.clone(),
-        users: spec.users.clone(),
-        resources: Vec::new(),
-    };
-    s.roles.sort_by(|a, b| a.id.cmp(&b.id));
-    s.labels.sort();
-    s.users.sort_by(|a, b| a.id.cmp(&b.id));
-    s.groups.sort_by(|a, b| a.id.cmp(&b.id));
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1053,7 +1040,14 @@ mod tests {
             };
             match (validate_snapshot(&spec), validate_stored(&stored)) {
                 (Ok(a), Ok(b)) => {
-                    let specs = |w: &[Workspace]| w.iter().map(Workspace::to_spec).collect::<Vec<_>>();
+                    let specs = |w: &[Workspace]| {
+                        w.iter()
+                            .map(|w| match w.to_spec() {
+                                Ok(s) => s,
+                                Err(e) => panic!("{e}"),
+                            })
+                            .collect::<Vec<_>>()
+                    };
                     assert_eq!(specs(&a), specs(&b));
                     assert!(!a.is_empty() || yaml.contains("[]"));
                 }
@@ -1107,13 +1101,19 @@ mod tests {
             Ok(w) => w,
             Err(e) => panic!("{e}"),
         };
-        let spec = ws.to_spec();
+        let spec = match ws.to_spec() {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
         assert_eq!(spec.labels, ["a", "b"]);
         let users: Vec<&str> = spec.users.iter().map(|u| u.id.as_str()).collect();
         assert_eq!(users, ["u-1", "u-2"]);
         let res: Vec<&str> = spec.resources.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(res, ["m-1", "m-2"]);
-        assert!(ws.spec_head.resources.is_empty(), "resources are kept once");
+        match ws.spec_head.spec() {
+            Ok(head) => assert!(head.resources.is_empty(), "resources are kept once"),
+            Err(e) => panic!("{e}"),
+        }
     }
 
     #[test]

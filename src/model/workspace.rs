@@ -13,6 +13,7 @@ use super::overlay::{Overlay, Record};
 use super::schema::{PermSet, Schema, TypeId};
 use super::shared_bitmap::SharedBitmap;
 use super::spec::{ResourceSpec, Source, WorkspaceSpec};
+use super::spec_head::{SpecHead, SpecHeadError};
 
 pub type RoleIdx = u32;
 pub type LabelIdx = u32;
@@ -833,8 +834,9 @@ pub struct Workspace {
     pub id: String,
     /// The spec it was built from, normalised (sorted by id), **without its
     /// resources**: they live in `resources` only (a second copy would
-    /// double the memory). [`Self::to_spec`] gives the whole spec.
-    pub spec_head: Arc<WorkspaceSpec>,
+    /// double the memory). Kept as JSON ([`super::spec_head`]);
+    /// [`Self::to_spec`] gives the whole spec.
+    pub spec_head: SpecHead,
     // Shared between the revisions a resource delta makes, hence the Arcs.
     pub schema: Arc<Schema>,
     /// Enabled features, indexed by `FeatureId`.
@@ -852,7 +854,7 @@ impl Workspace {
     pub fn with_resources(&self, resources: Resources) -> Workspace {
         Workspace {
             id: self.id.clone(),
-            spec_head: Arc::clone(&self.spec_head),
+            spec_head: self.spec_head.clone(),
             schema: Arc::clone(&self.schema),
             features_enabled: self.features_enabled.clone(),
             roles: Arc::clone(&self.roles),
@@ -865,9 +867,10 @@ impl Workspace {
     }
 
     /// The workspace as file data, normalised: lists sorted by id,
-    /// resources by `(type, id)` with parents written `type:id`.
-    pub fn to_spec(&self) -> WorkspaceSpec {
-        let mut spec = WorkspaceSpec::clone(&self.spec_head);
+    /// resources by `(type, id)` with parents written `type:id`. Fails only
+    /// if the kept head cannot be read back (a bug; see [`SpecHead`]).
+    pub fn to_spec(&self) -> Result<WorkspaceSpec, SpecHeadError> {
+        let mut spec = self.spec_head.spec()?;
         let res = &self.resources;
         let mut types: Vec<TypeId> = (0..self.schema.types.len() as TypeId)
             .filter(|&t| !self.schema.ty(t).implicit)
@@ -889,7 +892,7 @@ impl Workspace {
                 }
             }));
         }
-        spec
+        Ok(spec)
     }
 
     /// How many resources the spec lists (implicit ones left out).

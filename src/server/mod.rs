@@ -741,8 +741,10 @@ fn start_model(args: &ServeArgs, store: &Arc<Store>) -> Result<Applier, ServeErr
             let events = Events::new(WATCH_BUFFER, 1);
             match load_bootstrap(&bootstrap)? {
                 Some(snapshot) => {
-                    state
-                        .write_snapshot(1, &snapshot.to_spec())
+                    snapshot
+                        .to_spec()
+                        .map_err(std::io::Error::other)
+                        .and_then(|spec| state.write_snapshot(1, &spec))
                         .map_err(|source| ServeError::WriteBootstrap {
                             dir: dir.clone(),
                             source,

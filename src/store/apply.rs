@@ -367,6 +367,9 @@ fn apply_locked(
         let written = match snapshot.apply(update) {
             Ok(ws) => ws,
             Err(e) => {
+                for p in e.problems.iter().filter(|p| p.rule == Rule::Internal) {
+                    error!(request_id = %update.request_id, problem = %p, "an update is refused by a bug in rolecall");
+                }
                 problems.extend(e.problems);
                 Vec::new()
             }
@@ -409,7 +412,14 @@ fn compact(store: &Store, dir: &mut StateDir) -> bool {
         return false;
     }
     let records = dir.records_since_snapshot();
-    match dir.write_snapshot(current.revision, &current.snapshot.to_spec()) {
+    let spec = match current.snapshot.to_spec() {
+        Ok(spec) => spec,
+        Err(e) => {
+            error!(revision = current.revision, error = %e, "cannot compact the state dir");
+            return false;
+        }
+    };
+    match dir.write_snapshot(current.revision, &spec) {
         Ok(()) => {
             info!(
                 revision = current.revision,
@@ -689,7 +699,13 @@ mod tests {
         let err = a.apply(label(1, None)).await.unwrap_err();
         assert!(matches!(err, ApplyError::NotDurable(_)), "{err}");
         assert_eq!(store.revision(), 1);
-        assert!(store.current().unwrap().snapshot.to_spec().workspaces[0]
+        assert!(store
+            .current()
+            .unwrap()
+            .snapshot
+            .to_spec()
+            .unwrap()
+            .workspaces[0]
             .labels
             .is_empty());
         assert_eq!(a.events().first(), 1);
@@ -707,18 +723,18 @@ mod tests {
         let store = store();
         let (mut state, _) = StateDir::open(dir.path()).unwrap();
         state
-            .write_snapshot(1, &store.current().unwrap().snapshot.to_spec())
+            .write_snapshot(1, &store.current().unwrap().snapshot.to_spec().unwrap())
             .unwrap();
         let a = Applier::new(Arc::clone(&store), Some(state), Events::new(8, 1), 0);
         for i in 1..=3 {
             a.apply(label(i, None)).await.unwrap();
         }
-        let model = store.current().unwrap().snapshot.to_spec();
+        let model = store.current().unwrap().snapshot.to_spec().unwrap();
         let check = |dir: &std::path::Path| {
             let (_, recovered) = StateDir::open(dir).unwrap();
             let restored = restore(&recovered).unwrap().unwrap();
             assert_eq!(restored.revision, 4);
-            assert_eq!(restored.snapshot.to_spec(), model);
+            assert_eq!(restored.snapshot.to_spec().unwrap(), model);
             restored
         };
         let r = check(dir.path());

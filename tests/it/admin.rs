@@ -315,7 +315,7 @@ async fn admin_health_serves_before_any_model_and_a_snapshot_loads_one() {
     let problems = apply.rejected(apply_json(NEW_MINI)).await;
     assert!(problems[0].contains("no such workspace"), "{problems:?}");
     // (A new workspace from an admin may not bring directory items.)
-    let mut spec = demo_snapshot().to_spec();
+    let mut spec = demo_snapshot().to_spec().unwrap();
     for w in &mut spec.workspaces {
         for g in &mut w.groups {
             g.source = rolecall::model::spec::Source::Local;
@@ -349,7 +349,7 @@ async fn export_round_trips_through_apply() {
         .into_inner();
     assert_eq!(export.revision, "1");
     let spec = snapshot_from_pb(export.snapshot.clone().unwrap()).unwrap();
-    assert_eq!(spec, s.store.current().unwrap().snapshot.to_spec());
+    assert_eq!(spec, s.store.current().unwrap().snapshot.to_spec().unwrap());
 
     // Applying the export as it stands (directory items unchanged, so an
     // admin update may carry them) changes nothing but the revision.
@@ -363,7 +363,7 @@ async fn export_round_trips_through_apply() {
         })
         .await;
     assert_eq!(revision, "2");
-    assert_eq!(s.store.current().unwrap().snapshot.to_spec(), spec);
+    assert_eq!(s.store.current().unwrap().snapshot.to_spec().unwrap(), spec);
 
     let one = admin
         .export(pb::ExportRequest {

@@ -122,7 +122,8 @@ pub fn deltas_agree(plan: &WorkspacePlan, steps: &[Vec<ChangePlan>]) -> Result<(
             .workspace("ws-a")
             .ok_or_else(|| TestCaseError::fail("workspace missing"))?
             .model
-            .to_spec();
+            .to_spec()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let update = Update {
             request_id: "t".into(),
             source: UpdateSource::Admin,
@@ -151,8 +152,13 @@ pub fn deltas_agree(plan: &WorkspacePlan, steps: &[Vec<ChangePlan>]) -> Result<(
                 )))
             }
         };
-        let spec = fast.model.to_spec();
-        prop_assert_eq!(&spec, &full.model.to_spec(), "{:?}", update);
+        let spec_of = |w: &CompiledWorkspace| {
+            w.model
+                .to_spec()
+                .map_err(|e| TestCaseError::fail(e.to_string()))
+        };
+        let spec = spec_of(&fast)?;
+        prop_assert_eq!(&spec, &spec_of(&full)?, "{:?}", update);
         let resource_only = step.iter().all(|c| !matches!(c, ChangePlan::AddLabel(_)));
         let before = snap
             .workspace("ws-a")
