@@ -199,7 +199,7 @@ fn check_from_strings(
     let Ok((t, resolved)) = ws.resolve(&q) else {
         return false;
     };
-    let Ok((_, perm)) = ws.perm("action", &ws.model.schema.ty(t).name, action) else {
+    let Ok(perm) = ws.perm_of(t, action) else {
         return false;
     };
     ws.decide(subject, perm, &resolved).allowed()

@@ -23,9 +23,8 @@ use super::convert::{self, CheckQuery, ListSubjectsQuery, ListVisibleQuery};
 use super::page_token::{self, PageToken};
 use super::status::ApiError;
 use super::Limits;
-use crate::engine::{batch, CompiledWorkspace, RequestError, ResourceQuery};
+use crate::engine::{batch, CompiledWorkspace, ResourceQuery};
 use crate::metrics::{Outcome, Rpc, RpcTimer};
-use crate::model::schema::{PermId, TypeId};
 use crate::pb;
 use crate::store::{Consistency, Store, StoreError, Versioned};
 
@@ -180,7 +179,7 @@ impl AuthzService {
             .await?;
         let ws = workspace(&v, q.workspace)?;
         let (t, target) = ws.resolve(&q.resource)?;
-        let perm = perm(ws, t, q.action)?;
+        let perm = ws.perm_of(t, q.action)?;
         let page = ws.list_subjects(
             perm,
             &target,
@@ -250,7 +249,7 @@ impl AuthzService {
 fn answer_check(v: &Versioned, q: &CheckQuery<'_>) -> Result<pb::CheckResponse, ApiError> {
     let ws = workspace(v, q.workspace)?;
     let (t, target) = ws.resolve(&q.resource)?;
-    let perm = perm(ws, t, q.action)?;
+    let perm = ws.perm_of(t, q.action)?;
     let revision = v.revision_text().to_owned();
     if q.explain {
         let e = ws.explain(q.subject, q.action, perm, &target);
@@ -270,19 +269,6 @@ fn workspace<'v>(v: &'v Versioned, id: &str) -> Result<&'v CompiledWorkspace, Ap
         .workspace(id)
         .map(|w| &**w)
         .ok_or_else(|| ApiError::UnknownWorkspace(id.to_string()))
-}
-
-/// The permission bit of `action` on a type already resolved.
-fn perm(ws: &CompiledWorkspace, t: TypeId, action: &str) -> Result<PermId, RequestError> {
-    let ty = ws.model.schema.ty(t);
-    match ty.action(action) {
-        Some(a) => Ok(ty.perm(a)),
-        None => Err(RequestError::UnknownAction {
-            field: "action",
-            type_: ty.name.clone(),
-            action: action.to_string(),
-        }),
-    }
 }
 
 fn next_token(after: Option<String>, revision: u64, fingerprint: u64) -> String {

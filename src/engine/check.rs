@@ -50,6 +50,19 @@ impl CompiledWorkspace {
         }
     }
 
+    /// The permission bit of `action` on a type already resolved.
+    pub fn perm_of(&self, t: TypeId, action: &str) -> Result<PermId, RequestError> {
+        let ty = self.model.schema.ty(t);
+        match ty.action(action) {
+            Some(a) => Ok(ty.perm(a)),
+            None => Err(RequestError::UnknownAction {
+                field: "action",
+                type_: ty.name.clone(),
+                action: action.to_string(),
+            }),
+        }
+    }
+
     /// Looks a resource query up, checking its shape.
     pub fn resolve(&self, q: &ResourceQuery<'_>) -> Result<(TypeId, Resolved), RequestError> {
         let schema = &self.model.schema;
@@ -254,7 +267,7 @@ impl CompiledWorkspace {
         let target = match this {
             Some(r) => self
                 .model
-                .role_idx(self.model.resources.id(r))
+                .role_idx_of(self.model.resources.id(r))
                 .map_or(0, |i| self.model.roles[i as usize].rank),
             None => 0,
         };

@@ -129,7 +129,7 @@ impl CompiledWorkspace {
             .filter(|&r| self.accepts(u, perm, &plan, r));
         let mut items = Vec::with_capacity(limit.min(1024));
         for r in visible.by_ref().take(limit) {
-            items.push(self.model.resources.id(r).to_string());
+            items.push(self.model.resources.id(r).into());
         }
         let more = visible.next().is_some();
         if more && fresh {
@@ -147,7 +147,7 @@ impl CompiledWorkspace {
         let (mut lo, mut hi) = (range.start, range.end);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if res.id(mid) <= after {
+            if res.id(mid).cmp_str(after).is_le() {
                 lo = mid + 1;
             } else {
                 hi = mid;

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod delta;
+pub mod id_columns;
 pub mod id_table;
 pub mod lint;
 pub mod overlay;

@@ -634,12 +634,12 @@ impl Validator {
 /// so a duplicate sits next to its first listing; only when there is one
 /// are the resources walked to tell which listing came first.
 fn duplicates(checker: &Checker<'_>, table: &ResourceTable) -> Vec<usize> {
-    let mut twice: FxHashSet<(TypeId, &str)> = FxHashSet::default();
+    let mut twice: FxHashSet<(TypeId, String)> = FxHashSet::default();
     for t in 0..checker.schema.types.len() as TypeId {
         let range = table.of_type(t);
         for r in range.start.saturating_add(1)..range.end {
             if table.id(r) == table.id(r - 1) {
-                twice.insert((t, table.id(r)));
+                twice.insert((t, table.id(r).into()));
             }
         }
     }
@@ -653,7 +653,7 @@ fn duplicates(checker: &Checker<'_>, table: &ResourceTable) -> Vec<usize> {
             continue;
         };
         let key = (c.type_, checker.key(i).1);
-        if twice.contains(&key) && !seen.insert(key) {
+        if twice.contains(&(key.0, key.1.to_string())) && !seen.insert(key) {
             out.push(i);
         }
     }

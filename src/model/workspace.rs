@@ -8,6 +8,7 @@ use smallvec::SmallVec;
 use std::ops::Bound;
 use std::sync::Arc;
 
+use super::id_columns::{IdColumns, ResourceId, TooManyIdBytes};
 use super::id_table::{touch, IdTable};
 use super::overlay::{Overlay, Record};
 use super::schema::{PermSet, Schema, TypeId};
@@ -84,15 +85,14 @@ pub struct Policy {
 /// Laid out for the cache: on a large model every lookup here is a miss,
 /// and a check's cost is the number of them. Finding a resource by id reads
 /// one line of the hash index, then the id's bytes to confirm: where they
-/// are is computed from the index (see [`IdColumn`]), so the lookup itself
+/// are is computed from the index (see [`IdColumns`]), so the lookup itself
 /// reads no record. The resource's record, 8 bytes, holds its parent and
 /// (packed, for up to two) its labels; its parent's record is one more
 /// line. The type is told by the index range.
 #[derive(Debug, Clone, Default)]
 pub struct ResourceTable {
-    /// All ids back to back, in the order of the resources; [`IdColumn`]
-    /// says where each is.
-    ids: String,
+    /// The ids, by type, in the order of the resources.
+    ids: IdColumns,
     /// One per resource.
     meta: Vec<ResMeta>,
     /// The labels a record cannot hold (see [`ResMeta::labels`]): for each
@@ -100,14 +100,12 @@ pub struct ResourceTable {
     spilled_labels: Vec<LabelIdx>,
     /// `type_start[t]..type_start[t+1]` are the resources of type `t`.
     type_start: Vec<ResIdx>,
-    /// Where the ids of each type are in `ids`, one per type.
-    id_columns: Vec<IdColumn>,
     lookup: IdTable,
 }
 
 /// A resource's parent and its labels: 8 bytes, eight to a cache line. A
 /// large model holds a million of them; the id's place is not among them
-/// (see [`IdColumn`]).
+/// (see [`IdColumns`]).
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(8))]
 struct ResMeta {
@@ -135,41 +133,6 @@ const SPILLED: u32 = 0b11 << 30;
 /// Labels below this are packed two to a word.
 const PAIR_LABEL_END: LabelIdx = 1 << 15;
 const PAIR_LABEL_MASK: u32 = PAIR_LABEL_END - 1;
-
-/// Where the ids of one type lie in [`ResourceTable::ids`]: back to back
-/// from `start`, in the order of the type's resources.
-#[derive(Debug, Clone)]
-struct IdColumn {
-    start: usize,
-    widths: Widths,
-}
-
-#[derive(Debug, Clone)]
-enum Widths {
-    /// Every id of the type has this many bytes, so the place of the
-    /// `i`-th is `start + i * width` and nothing per resource is stored.
-    /// The common case: generated ids are UUIDs or zero-padded numbers (on
-    /// `large`, every record id has 9 bytes and every mini id 7).
-    Fixed(usize),
-    /// The `i`-th id is `start + offsets[i]..start + offsets[i + 1]`
-    /// (`count + 1` offsets, the first 0): only types whose ids differ in
-    /// length pay 4 bytes a resource for their places.
-    Varying(Box<[u32]>),
-}
-
-impl IdColumn {
-    /// The bytes of the `i`-th id of the type, within `ids`.
-    #[inline]
-    fn span(&self, i: usize) -> std::ops::Range<usize> {
-        match &self.widths {
-            Widths::Fixed(w) => {
-                let a = self.start + i * w;
-                a..a + w
-            }
-            Widths::Varying(o) => self.start + o[i] as usize..self.start + o[i + 1] as usize,
-        }
-    }
-}
 
 /// The labels of a resource, as [`ResourceTable::labels`] and
 /// [`Resources::labels`] give them: a slice, through `Deref`. A record
@@ -321,11 +284,10 @@ impl ResourceTable {
             });
         }
         let mut r = ResourceTable {
-            ids: String::with_capacity(items.iter().map(|i| i.id.len()).sum()),
+            ids: IdColumns::default(),
             meta: Vec::with_capacity(n),
             spilled_labels: Vec::new(),
             type_start: vec![0; type_count + 1],
-            id_columns: Vec::with_capacity(type_count),
             lookup: IdTable::with_capacity(n),
         };
         for (i, it) in items.iter().enumerate() {
@@ -334,7 +296,6 @@ impl ResourceTable {
                 parent: NO_PARENT,
                 labels,
             });
-            r.ids.push_str(it.id);
             r.type_start[it.type_ as usize + 1] = i as ResIdx + 1;
             r.lookup.insert(key_hash(it.type_, it.id), i as ResIdx);
         }
@@ -343,33 +304,13 @@ impl ResourceTable {
         for t in 1..=type_count {
             r.type_start[t] = r.type_start[t].max(r.type_start[t - 1]);
         }
-        let mut start = 0;
-        for t in 0..type_count {
-            let of_type = &items[r.type_start[t] as usize..r.type_start[t + 1] as usize];
-            let bytes: usize = of_type.iter().map(|it| it.id.len()).sum();
-            let width = of_type.first().map_or(0, |it| it.id.len());
-            let widths = if of_type.iter().all(|it| it.id.len() == width) {
-                Widths::Fixed(width)
-            } else if bytes > limits.id_bytes {
-                return Err(TableLimit::IdBytes {
-                    type_: t as TypeId,
-                    bytes,
-                    limit: limits.id_bytes,
-                });
-            } else {
-                // Every offset is at most `bytes`, within a `u32`.
-                let mut end = 0;
-                let mut offsets = Vec::with_capacity(of_type.len() + 1);
-                offsets.push(0);
-                for it in of_type {
-                    end += it.id.len() as u32;
-                    offsets.push(end);
-                }
-                Widths::Varying(offsets.into_boxed_slice())
-            };
-            r.id_columns.push(IdColumn { start, widths });
-            start += bytes;
-        }
+        r.ids = IdColumns::build(&r.type_start, |i| items[i].id, limits.id_bytes).map_err(
+            |TooManyIdBytes { type_, bytes }| TableLimit::IdBytes {
+                type_,
+                bytes,
+                limit: limits.id_bytes,
+            },
+        )?;
         for (i, it) in items.iter().enumerate() {
             if let Some((t, id)) = it.parent {
                 r.meta[i].parent = r.find(t, id).unwrap_or(NO_PARENT);
@@ -408,10 +349,9 @@ impl ResourceTable {
     }
 
     #[inline]
-    pub fn id(&self, r: ResIdx) -> &str {
-        let t = self.type_of(r) as usize;
-        let i = (r - self.type_start[t]) as usize;
-        &self.ids[self.id_columns[t].span(i)]
+    pub fn id(&self, r: ResIdx) -> ResourceId<'_> {
+        let t = self.type_of(r);
+        self.ids.get(t, (r - self.type_start[t as usize]) as usize)
     }
 
     #[inline]
@@ -444,31 +384,16 @@ impl ResourceTable {
 
     #[inline]
     pub fn find(&self, t: TypeId, id: &str) -> Option<ResIdx> {
-        let column = self.id_columns.get(t as usize)?;
         // The type is told by the index range (resources are sorted by
         // type), and the id's place by the type's column: a probe reads no
         // memory but the hash slot and the candidate's id (and its offset,
-        // for ids of varying length).
+        // for ids of varying length). An id the column cannot hold (another
+        // prefix, length or alphabet) is not looked up at all.
+        let probe = self.ids.probe(t, id)?;
         let range = self.of_type(t);
-        let (ids, want) = (self.ids.as_bytes(), id.as_bytes());
-        match column.widths {
-            Widths::Fixed(w) => {
-                // No id of another length is of this type: no probe at all.
-                if want.len() != w {
-                    return None;
-                }
-                self.lookup.find(key_hash(t, id), |j| {
-                    if !range.contains(&j) {
-                        return false;
-                    }
-                    let a = column.start + (j - range.start) as usize * w;
-                    ids[a..a + w] == *want
-                })
-            }
-            Widths::Varying(_) => self.lookup.find(key_hash(t, id), |j| {
-                range.contains(&j) && ids[column.span((j - range.start) as usize)] == *want
-            }),
-        }
+        self.lookup.find(key_hash(t, id), |j| {
+            range.contains(&j) && probe.matches((j - range.start) as usize)
+        })
     }
 
     /// The hash [`ResourceTable::find`] looks `(t, id)` up with.
@@ -502,16 +427,9 @@ impl ResourceTable {
         let Some(m) = self.meta.get(r as usize) else {
             return;
         };
-        let t = self.type_of(r) as usize;
-        if let (Some(column), Some(&first)) = (self.id_columns.get(t), self.type_start.get(t)) {
-            let i = (r - first) as usize;
-            let at = match &column.widths {
-                Widths::Fixed(w) => Some(column.start + i * w),
-                Widths::Varying(o) => o.get(i).map(|&o| column.start + o as usize),
-            };
-            if let Some(b) = at.and_then(|a| self.ids.as_bytes().get(a)) {
-                touch(b);
-            }
+        let t = self.type_of(r);
+        if let Some(&first) = self.type_start.get(t as usize) {
+            self.ids.touch(t, (r - first) as usize);
         }
         if let Some(p) = self.meta.get(m.parent as usize) {
             touch(p);
@@ -529,23 +447,15 @@ impl ResourceTable {
 
     /// Bytes held on the heap, per part, for memory reports.
     pub fn heap_sizes(&self) -> [(&'static str, usize); 3] {
-        let offsets: usize = self
-            .id_columns
-            .iter()
-            .map(|c| match &c.widths {
-                Widths::Fixed(_) => 0,
-                Widths::Varying(o) => std::mem::size_of_val(&**o),
-            })
-            .sum();
+        let (ids, id_extra) = self.ids.heap_sizes();
         [
-            ("resource ids", self.ids.capacity()),
+            ("resource ids", ids),
             (
                 "resource records, id offsets",
                 self.meta.capacity() * std::mem::size_of::<ResMeta>()
                     + self.spilled_labels.capacity() * std::mem::size_of::<LabelIdx>()
                     + self.type_start.capacity() * std::mem::size_of::<ResIdx>()
-                    + self.id_columns.capacity() * std::mem::size_of::<IdColumn>()
-                    + offsets,
+                    + id_extra,
             ),
             ("resource hash index", self.lookup.heap_size()),
         ]
@@ -613,11 +523,11 @@ impl Resources {
     }
 
     #[inline]
-    pub fn id(&self, r: ResIdx) -> &str {
+    pub fn id(&self, r: ResIdx) -> ResourceId<'_> {
         if (r as usize) < self.base.len() {
             self.base.id(r)
         } else {
-            self.overlay.records.get(&r).map_or("", |x| &x.id)
+            ResourceId::whole(self.overlay.records.get(&r).map_or("", |x| &x.id))
         }
     }
 
@@ -882,7 +792,7 @@ impl Workspace {
             spec.resources.extend(res.of_type(t).map(|r| {
                 ResourceSpec {
                     type_: name.clone(),
-                    id: res.id(r).to_string(),
+                    id: res.id(r).into(),
                     parent: res.parent_of(r).map(|p| self.resource_key(p)),
                     labels: res
                         .labels(r)
@@ -907,6 +817,14 @@ impl Workspace {
         // Roles are sorted by id (built-ins merged in), see validate.
         self.roles
             .binary_search_by(|r| r.id.as_str().cmp(id))
+            .ok()
+            .map(|i| i as RoleIdx)
+    }
+
+    /// [`Self::role_idx`] of a stored id, without copying it.
+    pub fn role_idx_of(&self, id: ResourceId<'_>) -> Option<RoleIdx> {
+        self.roles
+            .binary_search_by(|r| id.cmp_str(&r.id).reverse())
             .ok()
             .map(|i| i as RoleIdx)
     }
@@ -1045,7 +963,7 @@ mod tests {
             assert_eq!(&*t.labels(r), ls, "{id}");
             let w = t.meta[i].labels;
             assert_eq!(w != NO_LABELS && w & TAG == SPILLED, spills, "{id}: {w:#x}");
-            assert_eq!(t.id(r), id);
+            assert_eq!(t.id(r).to_string(), *id);
         }
     }
 
@@ -1095,15 +1013,11 @@ mod tests {
         items.extend(varying.iter().map(|id| pending(3, id, &[])));
         items.push(pending(5, "m-1", &[]));
         let t = build(6, items);
-        assert!(matches!(t.id_columns[1].widths, Widths::Fixed(8)));
-        assert!(matches!(t.id_columns[3].widths, Widths::Varying(_)));
-        assert!(matches!(t.id_columns[5].widths, Widths::Fixed(3)));
-        assert!(matches!(t.id_columns[2].widths, Widths::Fixed(0)));
         for (ty, ids) in [(1, &fixed[..]), (3, &varying[..]), (5, &["m-1"][..])] {
             let mut sorted = ids.to_vec();
             sorted.sort_unstable();
             let range = t.of_type(ty);
-            let listed: Vec<&str> = range.clone().map(|r| t.id(r)).collect();
+            let listed: Vec<String> = range.clone().map(|r| t.id(r).into()).collect();
             assert_eq!(listed, sorted, "type {ty}");
             for id in ids {
                 let r = t.find(ty, id);
@@ -1146,10 +1060,10 @@ mod tests {
         let t = build(2, items);
         let parent = |id| {
             let r = t.find(1, id)?;
-            t.parent_of(r).map(|p| t.id(p))
+            t.parent_of(r).map(|p| t.id(p).to_string())
         };
-        assert_eq!(parent("c-1"), Some("p-22"));
-        assert_eq!(parent("c-2"), Some("p-1"));
+        assert_eq!(parent("c-1").as_deref(), Some("p-22"));
+        assert_eq!(parent("c-2").as_deref(), Some("p-1"));
         assert_eq!(parent("c-3"), None, "an unknown parent");
         // The touches read in range, also for an index beyond the table.
         for r in 0..=t.len() as ResIdx + 1 {
@@ -1172,8 +1086,8 @@ mod tests {
         let [(_, ids), (_, records), _] = t.heap_sizes();
         assert_eq!(ids, 8);
         // Four records, a spill of 4, 3 type starts, 3 offsets of type 1.
-        let columns = 2 * std::mem::size_of::<IdColumn>();
-        assert_eq!(records, 4 * 8 + 4 * 4 + 3 * 4 + columns + 3 * 4);
+        let (_, columns) = t.ids.heap_sizes();
+        assert_eq!(records, 4 * 8 + 4 * 4 + 3 * 4 + columns);
     }
 
     #[test]

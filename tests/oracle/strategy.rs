@@ -46,7 +46,13 @@ const USER_POOL: [&str; 7] = ["nina", "ada", "Bob", "u-1", "u-10", "u-2", "zed"]
 const GROUP_POOL: [&str; 4] = ["g-b", "g-a", "nurses", "g-c"];
 /// Resource ids, shared between types (so `mini:a` and `record:a` can both
 /// exist) and deliberately not in insertion order; `Ω` sorts after ASCII.
-const ID_POOL: [&str; 10] = ["k", "a", "B", "a-1", "a10", "a2", "z", "m", "Ω", "0"];
+/// A type takes a run of them from `3 * k`, so the first types often get
+/// ids of one prefix and one count of digits (`d-0217`, `ü07`), which the
+/// table stores packed, and the others mixed ones.
+const ID_POOL: [&str; 15] = [
+    "d-9000", "d-0217", "d-0100", "ü07", "ü42", "k", "a", "B", "a-1", "a10", "a2", "z", "m", "Ω",
+    "0",
+];
 
 #[derive(Debug, Clone)]
 pub struct BindPlan {

@@ -1,0 +1,613 @@
+//! The ids of a resource table, stored by type and compressed the way ids
+//! of one type usually allow.
+//!
+//! Ids of one type tend to share a prefix (`r-`, `doc_`, a tenant's name)
+//! and, once it is cut, to be numbers of one width (`0000042`). A column
+//! stores the prefix once and each id's rest after it:
+//! - [`Rests::Digits`]: rests of decimal digits, all of one count, two
+//!   digits to a byte: `r-0000042` takes 4 bytes instead of 9;
+//! - [`Rests::Fixed`]: rests of one length in bytes, as they are;
+//! - [`Rests::Varying`]: rests of different lengths, with their offsets.
+//!
+//! In the first two the place of the `i`-th rest is computed from `i`, so a
+//! lookup reads the candidate's bytes and nothing else. A stored id comes
+//! back as a [`ResourceId`], which borrows its prefix and rest (digits are
+//! unpacked on demand, on the stack): no allocation either way.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use super::id_table::touch;
+use super::schema::TypeId;
+
+/// The most digits a rest may have to be packed, so that a packed probe and
+/// an unpacked rest fit on the stack; longer ones are stored as bytes.
+const MAX_DIGITS: usize = 32;
+const MAX_PACKED: usize = MAX_DIGITS / 2;
+
+/// Every id of a resource table, by type.
+#[derive(Debug, Clone, Default)]
+pub struct IdColumns {
+    /// The rests of every column, back to back.
+    bytes: Vec<u8>,
+    columns: Vec<IdColumn>,
+}
+
+/// The ids of one type, in the order of the type's resources (ascending).
+#[derive(Debug, Clone)]
+struct IdColumn {
+    /// Where the column's rests start in [`IdColumns::bytes`].
+    start: usize,
+    /// What every id of the type begins with (the longest such, cut to a
+    /// character boundary).
+    prefix: Box<str>,
+    rests: Rests,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Rests {
+    /// Each rest is this many ASCII digits, packed two to a byte (the
+    /// first in the high nibble; an odd count leaves the last low nibble
+    /// 0).
+    Digits(usize),
+    /// Each rest is this many bytes.
+    Fixed(usize),
+    /// The `i`-th rest is `offsets[i]..offsets[i + 1]` from the column's
+    /// start (`count + 1` offsets, the first 0).
+    Varying(Box<[u32]>),
+}
+
+impl Rests {
+    /// The bytes each rest takes, when that is one number.
+    fn stride(&self) -> Option<usize> {
+        match self {
+            Rests::Digits(d) => Some(d.div_ceil(2)),
+            Rests::Fixed(w) => Some(*w),
+            Rests::Varying(_) => None,
+        }
+    }
+}
+
+/// The ids of one type take more bytes than a `u32` offset reaches (only
+/// when they differ in length: other columns store no offsets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyIdBytes {
+    pub type_: TypeId,
+    pub bytes: usize,
+}
+
+impl IdColumns {
+    /// The columns of `type_count` types: the ids of type `t` are
+    /// `id(i)` for `i` in `type_start[t]..type_start[t + 1]`, ascending.
+    pub fn build<'a>(
+        type_start: &[u32],
+        id: impl Fn(usize) -> &'a str,
+        max_offset: usize,
+    ) -> Result<IdColumns, TooManyIdBytes> {
+        let mut out = IdColumns::default();
+        let type_count = type_start.len().saturating_sub(1);
+        for t in 0..type_count {
+            let range = type_start[t] as usize..type_start[t + 1] as usize;
+            let prefix = common_prefix(range.clone().map(&id));
+            let rest = |i: usize| &id(i)[prefix.len()..];
+            let width = range.clone().next().map_or(0, |i| rest(i).len());
+            let same_width = range.clone().all(|i| rest(i).len() == width);
+            let rests = if same_width
+                && (2..=MAX_DIGITS).contains(&width)
+                && range.clone().all(|i| is_digits(rest(i)))
+            {
+                Rests::Digits(width)
+            } else if same_width {
+                Rests::Fixed(width)
+            } else {
+                let bytes: usize = range.clone().map(|i| rest(i).len()).sum();
+                if bytes > max_offset {
+                    return Err(TooManyIdBytes {
+                        type_: t as TypeId,
+                        bytes,
+                    });
+                }
+                // Every offset is at most `bytes`, within a `u32`.
+                let mut end = 0;
+                let mut offsets = Vec::with_capacity(range.len() + 1);
+                offsets.push(0);
+                for i in range.clone() {
+                    end += rest(i).len() as u32;
+                    offsets.push(end);
+                }
+                Rests::Varying(offsets.into_boxed_slice())
+            };
+            let start = out.bytes.len();
+            for i in range {
+                match rests {
+                    Rests::Digits(d) => {
+                        out.bytes.extend_from_slice(&pack(rest(i))[..d.div_ceil(2)])
+                    }
+                    _ => out.bytes.extend_from_slice(rest(i).as_bytes()),
+                }
+            }
+            out.columns.push(IdColumn {
+                start,
+                prefix: prefix.into(),
+                rests,
+            });
+        }
+        out.bytes.shrink_to_fit();
+        Ok(out)
+    }
+
+    /// The `i`-th id of type `t`.
+    #[inline]
+    pub fn get(&self, t: TypeId, i: usize) -> ResourceId<'_> {
+        let c = &self.columns[t as usize];
+        let rest = match &c.rests {
+            Rests::Digits(d) => {
+                let w = d.div_ceil(2);
+                let at = c.start + i * w;
+                Rest::Digits {
+                    packed: &self.bytes[at..at + w],
+                    count: *d as u8,
+                }
+            }
+            Rests::Fixed(w) => {
+                let at = c.start + i * w;
+                Rest::Str(as_str(&self.bytes[at..at + w]))
+            }
+            Rests::Varying(o) => Rest::Str(as_str(
+                &self.bytes[c.start + o[i] as usize..c.start + o[i + 1] as usize],
+            )),
+        };
+        ResourceId {
+            prefix: &c.prefix,
+            rest,
+        }
+    }
+
+    /// What to compare stored ids of type `t` with to find `id`; `None`
+    /// when no id of the type can be `id` (another prefix, length or
+    /// alphabet), so there is nothing to look up.
+    #[inline]
+    pub fn probe<'a>(&'a self, t: TypeId, id: &'a str) -> Option<Probe<'a>> {
+        let c = self.columns.get(t as usize)?;
+        let rest = id.strip_prefix(&*c.prefix)?;
+        let mut packed = [0u8; MAX_PACKED];
+        let want = match c.rests {
+            Rests::Digits(d) => {
+                if rest.len() != d || !is_digits(rest) {
+                    return None;
+                }
+                packed = pack(rest);
+                Want::Packed(d.div_ceil(2))
+            }
+            Rests::Fixed(w) if rest.len() != w => return None,
+            _ => Want::Bytes(rest.as_bytes()),
+        };
+        Some(Probe {
+            ids: self,
+            column: c,
+            want,
+            packed,
+        })
+    }
+
+    /// Reads the first byte of the `i`-th id of type `t` (and, for ids of
+    /// varying length, its offset), so that a later read finds it cached.
+    #[inline]
+    pub fn touch(&self, t: TypeId, i: usize) {
+        let Some(c) = self.columns.get(t as usize) else {
+            return;
+        };
+        let at = match (&c.rests, c.rests.stride()) {
+            (_, Some(w)) => Some(c.start + i * w),
+            (Rests::Varying(o), None) => o.get(i).map(|&o| c.start + o as usize),
+            _ => None,
+        };
+        if let Some(b) = at.and_then(|a| self.bytes.get(a)) {
+            touch(b);
+        }
+    }
+
+    /// Bytes held on the heap: the rests, then the offsets and prefixes.
+    pub fn heap_sizes(&self) -> (usize, usize) {
+        let extra = self
+            .columns
+            .iter()
+            .map(|c| {
+                let offsets = match &c.rests {
+                    Rests::Varying(o) => std::mem::size_of_val(&**o),
+                    _ => 0,
+                };
+                offsets + c.prefix.len()
+            })
+            .sum::<usize>()
+            + self.columns.capacity() * std::mem::size_of::<IdColumn>();
+        (self.bytes.capacity(), extra)
+    }
+}
+
+/// A lookup's comparison, made once per id looked up: see
+/// [`IdColumns::probe`].
+pub struct Probe<'a> {
+    ids: &'a IdColumns,
+    column: &'a IdColumn,
+    want: Want<'a>,
+    packed: [u8; MAX_PACKED],
+}
+
+#[derive(Clone, Copy)]
+enum Want<'a> {
+    /// The first this many bytes of `Probe::packed`.
+    Packed(usize),
+    Bytes(&'a [u8]),
+}
+
+impl Probe<'_> {
+    /// Whether the `i`-th id of the probed type is the id looked up.
+    #[inline]
+    pub fn matches(&self, i: usize) -> bool {
+        let want = match self.want {
+            Want::Packed(w) => &self.packed[..w],
+            Want::Bytes(b) => b,
+        };
+        let c = self.column;
+        let at = match &c.rests {
+            Rests::Varying(o) => match (o.get(i), o.get(i + 1)) {
+                (Some(&a), Some(&b)) if (b - a) as usize == want.len() => c.start + a as usize,
+                _ => return false,
+            },
+            _ => c.start + i * want.len(),
+        };
+        self.ids.bytes.get(at..at + want.len()) == Some(want)
+    }
+}
+
+/// A stored id, as [`IdColumns::get`] gives it: its type's prefix and its
+/// own rest, borrowed. It compares, prints and converts like the string it
+/// stands for.
+#[derive(Clone, Copy)]
+pub struct ResourceId<'a> {
+    prefix: &'a str,
+    rest: Rest<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum Rest<'a> {
+    Str(&'a str),
+    Digits { packed: &'a [u8], count: u8 },
+}
+
+impl<'a> ResourceId<'a> {
+    /// An id held whole (not in a column).
+    pub fn whole(id: &'a str) -> ResourceId<'a> {
+        ResourceId {
+            prefix: "",
+            rest: Rest::Str(id),
+        }
+    }
+
+    /// Calls `f` with the prefix and the rest, the rest unpacked on the
+    /// stack if need be.
+    #[inline]
+    fn with_parts<R>(&self, f: impl FnOnce(&str, &str) -> R) -> R {
+        match self.rest {
+            Rest::Str(s) => f(self.prefix, s),
+            Rest::Digits { packed, count } => {
+                let mut buf = [0u8; MAX_DIGITS];
+                let n = count as usize;
+                for (k, b) in buf[..n].iter_mut().enumerate() {
+                    let byte = packed[k / 2];
+                    *b = b'0' + if k % 2 == 0 { byte >> 4 } else { byte & 0xf };
+                }
+                f(self.prefix, as_str(&buf[..n]))
+            }
+        }
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.prefix.len()
+            + match self.rest {
+                Rest::Str(s) => s.len(),
+                Rest::Digits { count, .. } => count as usize,
+            }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Compares it with `other` as strings compare.
+    pub fn cmp_str(&self, other: &str) -> Ordering {
+        self.with_parts(|p, r| cmp_concat([p, r], [other, ""]))
+    }
+
+    /// Appends it to `out`.
+    pub fn push_to(&self, out: &mut String) {
+        self.with_parts(|p, r| {
+            out.push_str(p);
+            out.push_str(r);
+        });
+    }
+}
+
+/// Compares `a[0] + a[1]` with `b[0] + b[1]` without joining them.
+fn cmp_concat(a: [&str; 2], b: [&str; 2]) -> Ordering {
+    if a[0] == b[0] {
+        return a[1].cmp(b[1]);
+    }
+    let [a0, a1] = a.map(str::as_bytes);
+    let [b0, b1] = b.map(str::as_bytes);
+    a0.iter().chain(a1).cmp(b0.iter().chain(b1))
+}
+
+impl fmt::Display for ResourceId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.with_parts(|p, r| {
+            f.write_str(p)?;
+            f.write_str(r)
+        })
+    }
+}
+
+impl fmt::Debug for ResourceId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.to_string(), f)
+    }
+}
+
+impl Ord for ResourceId<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.with_parts(|p, r| other.with_parts(|q, s| cmp_concat([p, r], [q, s])))
+    }
+}
+
+impl PartialOrd for ResourceId<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for ResourceId<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for ResourceId<'_> {}
+
+impl PartialEq<str> for ResourceId<'_> {
+    fn eq(&self, other: &str) -> bool {
+        self.len() == other.len() && self.cmp_str(other) == Ordering::Equal
+    }
+}
+
+impl PartialEq<&str> for ResourceId<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        *self == **other
+    }
+}
+
+impl PartialEq<String> for ResourceId<'_> {
+    fn eq(&self, other: &String) -> bool {
+        *self == **other
+    }
+}
+
+impl From<ResourceId<'_>> for String {
+    fn from(id: ResourceId<'_>) -> String {
+        let mut s = String::with_capacity(id.len());
+        id.push_to(&mut s);
+        s
+    }
+}
+
+/// The longest prefix of every id, cut to a character boundary (of the
+/// first id, hence of all).
+fn common_prefix<'a>(mut ids: impl Iterator<Item = &'a str>) -> &'a str {
+    let Some(first) = ids.next() else {
+        return "";
+    };
+    let mut len = first.len();
+    for id in ids {
+        len = first.as_bytes()[..len]
+            .iter()
+            .zip(id.as_bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        if len == 0 {
+            break;
+        }
+    }
+    while !first.is_char_boundary(len) {
+        len -= 1;
+    }
+    &first[..len]
+}
+
+fn is_digits(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Packs up to [`MAX_DIGITS`] ASCII digits two to a byte.
+fn pack(digits: &str) -> [u8; MAX_PACKED] {
+    let mut out = [0u8; MAX_PACKED];
+    for (k, b) in digits.bytes().enumerate() {
+        out[k / 2] |= (b - b'0') << if k % 2 == 0 { 4 } else { 0 };
+    }
+    out
+}
+
+/// Stored rests came from `&str`s whole (digits are ASCII, and a prefix
+/// is cut at a character boundary), so they are valid UTF-8; should that
+/// ever be broken, an empty id is given instead of a panic.
+fn as_str(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Columns of the given types' ids (each sorted here, as the table
+    /// sorts them).
+    fn build(types: &[&[&str]]) -> (IdColumns, Vec<Vec<String>>) {
+        let mut sorted: Vec<Vec<String>> = types
+            .iter()
+            .map(|ids| ids.iter().map(|s| s.to_string()).collect())
+            .collect();
+        sorted.iter_mut().for_each(|ids| ids.sort());
+        let all: Vec<&str> = sorted.iter().flatten().map(String::as_str).collect();
+        let mut type_start = vec![0u32];
+        for ids in &sorted {
+            type_start.push(type_start[type_start.len() - 1] + ids.len() as u32);
+        }
+        match IdColumns::build(&type_start, |i| all[i], u32::MAX as usize) {
+            Ok(c) => (c, sorted),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    /// Every id comes back, and each is found at its place only.
+    fn assert_round_trip(c: &IdColumns, sorted: &[Vec<String>]) {
+        for (t, ids) in sorted.iter().enumerate() {
+            let t = t as TypeId;
+            for (i, id) in ids.iter().enumerate() {
+                let got = c.get(t, i);
+                assert_eq!(got.to_string(), *id, "type {t}, #{i}");
+                assert_eq!(String::from(got), *id);
+                assert_eq!(got.len(), id.len());
+                assert!(got == *id);
+                let probe = c.probe(t, id);
+                let found: Vec<usize> = (0..ids.len())
+                    .filter(|&j| probe.as_ref().is_some_and(|p| p.matches(j)))
+                    .collect();
+                let want: Vec<usize> = (0..ids.len()).filter(|&j| ids[j] == *id).collect();
+                assert_eq!(found, want, "{id}");
+            }
+        }
+    }
+
+    #[test]
+    fn each_kind_of_column_is_chosen_and_reads_back() {
+        let (c, sorted) = build(&[
+            &["r-0000003", "r-0000001", "r-1000000"],
+            &["m-1", "m-10", "m-2", "x"],
+            &[],
+            &["only"],
+            &["doc-ab", "doc-cd"],
+            &["n-7", "n-8"],
+        ]);
+        let kinds: Vec<&Rests> = c.columns.iter().map(|c| &c.rests).collect();
+        assert_eq!(
+            kinds,
+            [
+                &Rests::Digits(7),
+                &Rests::Varying(vec![0, 3, 7, 10, 11].into()),
+                &Rests::Fixed(0),
+                &Rests::Fixed(0),
+                &Rests::Fixed(2),
+                &Rests::Fixed(1),
+            ]
+        );
+        let prefixes: Vec<&str> = c.columns.iter().map(|c| &*c.prefix).collect();
+        assert_eq!(prefixes, ["r-", "", "", "only", "doc-", "n-"]);
+        // 3 ids of 4 bytes, then 11, 0, 0, 2 of 2, 2 of 1.
+        assert_eq!(c.bytes.len(), 12 + 11 + 4 + 2);
+        assert_round_trip(&c, &sorted);
+    }
+
+    #[test]
+    fn ids_a_column_cannot_hold_are_not_probed() {
+        let (c, _) = build(&[&["r-0000003", "r-1000001"], &["a1", "b22"]]);
+        for id in ["r-000001", "r-00000001", "r-000000x", "q-0000001", "r", ""] {
+            assert!(c.probe(0, id).is_none(), "{id}");
+        }
+        assert!(c.probe(0, "r-0000002").is_some(), "of the column's shape");
+        assert!(c.probe(1, "zzzz").is_some(), "varying: any length");
+        assert!(c.probe(2, "a1").is_none(), "a type beyond the columns");
+        // A probe of the right shape but another id matches nothing, and an
+        // index beyond the column is no match.
+        let p = c.probe(0, "r-0000002");
+        assert!(p.is_some_and(|p| !p.matches(0) && !p.matches(1) && !p.matches(9)));
+        assert!(c
+            .probe(1, "a1")
+            .is_some_and(|p| p.matches(0) && !p.matches(5)));
+    }
+
+    #[test]
+    fn digits_pack_up_to_their_limit_only() {
+        // Digits that differ first, so the common prefix is `k` only.
+        let long = |n: usize, first: char| format!("k{first}{}", "0".repeat(n - 1));
+        let (at, ids_at) = build(&[&[&long(MAX_DIGITS, '1'), &long(MAX_DIGITS, '2')]]);
+        assert_eq!(at.columns[0].rests, Rests::Digits(MAX_DIGITS));
+        assert_round_trip(&at, &ids_at);
+        let (over, ids_over) = build(&[&[&long(MAX_DIGITS + 1, '1'), &long(MAX_DIGITS + 1, '2')]]);
+        assert_eq!(over.columns[0].rests, Rests::Fixed(MAX_DIGITS + 1));
+        assert_round_trip(&over, &ids_over);
+    }
+
+    #[test]
+    fn a_prefix_is_cut_at_a_character_boundary() {
+        // "é" and "è" share their first byte.
+        let (c, sorted) = build(&[&["éa", "èb"], &["ü1", "ü2"]]);
+        assert_eq!(&*c.columns[0].prefix, "");
+        assert_eq!(&*c.columns[1].prefix, "ü");
+        assert_round_trip(&c, &sorted);
+    }
+
+    #[test]
+    fn ids_compare_as_their_strings() {
+        let (c, _) = build(&[&["r-09", "r-10"], &["r-1", "r-10a", "s"]]);
+        let ids = [
+            c.get(0, 0),
+            c.get(0, 1),
+            c.get(1, 0),
+            c.get(1, 1),
+            c.get(1, 2),
+        ];
+        for a in ids {
+            for b in ids {
+                let (x, y) = (a.to_string(), b.to_string());
+                assert_eq!(a.cmp(&b), x.cmp(&y), "{x} {y}");
+                assert_eq!(a == b, x == y, "{x} {y}");
+                assert_eq!(a.cmp_str(&y), x.cmp(&y), "{x} {y}");
+            }
+        }
+        assert_eq!(ResourceId::whole("r-1"), c.get(1, 0));
+        assert_eq!(format!("{:?}", c.get(0, 0)), "\"r-09\"");
+    }
+
+    /// Ids from a small alphabet, so that prefixes, digit runs and equal
+    /// lengths are common.
+    fn an_id() -> impl Strategy<Value = String> {
+        prop_oneof!["[a-c]-[0-9]{1,4}", "x-[0-9]{3}", "[ab]{0,3}", "ü[0-9]{2}",]
+    }
+
+    proptest! {
+        #[test]
+        fn columns_give_back_and_find_every_id(
+            types in prop::collection::vec(prop::collection::btree_set(an_id(), 0..24), 1..5),
+            queries in prop::collection::vec(an_id(), 0..16),
+        ) {
+            let owned: Vec<Vec<&str>> =
+                types.iter().map(|s| s.iter().map(String::as_str).collect()).collect();
+            let refs: Vec<&[&str]> = owned.iter().map(Vec::as_slice).collect();
+            let (c, sorted) = build(&refs);
+            assert_round_trip(&c, &sorted);
+            for (t, ids) in sorted.iter().enumerate() {
+                for q in &queries {
+                    let probe = c.probe(t as TypeId, q);
+                    let found: Vec<usize> = (0..ids.len())
+                        .filter(|&j| probe.as_ref().is_some_and(|p| p.matches(j)))
+                        .collect();
+                    let want: Vec<usize> = (0..ids.len()).filter(|&j| ids[j] == *q).collect();
+                    prop_assert_eq!(found, want);
+                    for (i, id) in ids.iter().enumerate() {
+                        prop_assert_eq!(c.get(t as TypeId, i).cmp_str(q), id.as_str().cmp(q));
+                    }
+                }
+            }
+        }
+    }
+}
