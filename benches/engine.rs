@@ -212,9 +212,7 @@ fn resolved(m: &Model) -> Vec<(String, PermId, Resolved)> {
         .filter_map(|r| {
             let q = ResourceQuery::parse_key(&r.resource)?;
             let (t, res) = ws.resolve(&q).ok()?;
-            let (_, perm) = ws
-                .perm("action", &ws.model.schema.ty(t).name, r.action)
-                .ok()?;
+            let perm = ws.perm_of(t, r.action).ok()?;
             Some((r.subject.clone(), perm, res))
         })
         .collect()
@@ -381,8 +379,8 @@ fn bench_lists(c: &mut Criterion, m: &Model) {
     g.sample_size(20);
     let q = ResourceQuery::parse_key(&m.record);
     let (perm, target) = match q.map(|q| ws.resolve(&q)) {
-        Some(Ok((t, target))) => match ws.perm("action", &ws.model.schema.ty(t).name, "read") {
-            Ok((_, perm)) => (perm, target),
+        Some(Ok((t, target))) => match ws.perm_of(t, "read") {
+            Ok(perm) => (perm, target),
             Err(e) => panic!("{e}"),
         },
         _ => panic!("cannot resolve {}", m.record),

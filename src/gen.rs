@@ -660,9 +660,7 @@ pub fn decide(snapshot: &Snapshot, r: &GenRequest) -> Result<bool, String> {
     let q = ResourceQuery::parse_key(&r.resource)
         .ok_or_else(|| format!("resource \"{}\" must be written type:id", r.resource))?;
     let (t, resolved) = ws.resolve(&q).map_err(|e| e.to_string())?;
-    let (_, perm) = ws
-        .perm("action", &ws.model.schema.ty(t).name, r.action)
-        .map_err(|e| e.to_string())?;
+    let perm = ws.perm_of(t, r.action).map_err(|e| e.to_string())?;
     Ok(ws.decide(&r.subject, perm, &resolved).allowed())
 }
 

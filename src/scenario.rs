@@ -261,9 +261,7 @@ fn check(snap: &Snapshot, c: &CheckCase) -> Result<bool, String> {
         .query()
         .ok_or_else(|| format!("resource \"{}\" must be written type:id", c.resource))?;
     let (t, resolved) = ws.resolve(&q).map_err(|e| e.to_string())?;
-    let (_, perm) = ws
-        .perm("action", &ws.model.schema.ty(t).name, &c.action)
-        .map_err(|e| e.to_string())?;
+    let perm = ws.perm_of(t, &c.action).map_err(|e| e.to_string())?;
     Ok(ws.decide(&c.subject, perm, &resolved).allowed())
 }
 
@@ -324,9 +322,7 @@ fn subjects(snap: &Snapshot, c: &SubjectsCase) -> Result<Vec<String>, String> {
     let q = ResourceQuery::parse_key(&c.resource)
         .ok_or_else(|| format!("resource \"{}\" must be written type:id", c.resource))?;
     let (t, resolved) = ws.resolve(&q).map_err(|e| e.to_string())?;
-    let (_, perm) = ws
-        .perm("action", &ws.model.schema.ty(t).name, &c.action)
-        .map_err(|e| e.to_string())?;
+    let perm = ws.perm_of(t, &c.action).map_err(|e| e.to_string())?;
     let page = ws.list_subjects(perm, &resolved, None, usize::MAX);
     Ok(page.items.into_iter().map(|s| s.user).collect())
 }

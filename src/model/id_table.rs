@@ -136,14 +136,16 @@ impl IdTable {
     }
 }
 
-/// Loads `x` and drops it, so that its cache line is fetched while the
-/// code goes on: no instruction depends on the load, so the misses of a
-/// run of touches are in flight together. A stand-in for a prefetch
-/// instruction, which Rust offers only as an `unsafe` intrinsic (the crate
-/// denies `unsafe`); unlike a prefetch, a touch that misses holds up the
-/// retirement of the instructions after it until its line comes.
+/// Starts fetching `x`'s cache line and goes on: the misses of a run of
+/// touches are in flight together. A prefetch instruction where there is
+/// one (x86-64, through `safe_arch`, so without `unsafe` here); elsewhere a
+/// load whose value is dropped, which fetches the line too but holds up the
+/// retirement of the instructions after it until the line comes.
 #[inline(always)]
 pub fn touch<T: Copy>(x: &T) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
+    safe_arch::prefetch_t0(x);
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
     std::hint::black_box(*x);
 }
 
