@@ -342,6 +342,10 @@ fn cmp_concat(a: [&str; 2], b: [&str; 2]) -> Ordering {
 
 impl fmt::Display for ResourceId<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.width().is_some() || f.precision().is_some() {
+            // Padding and truncation apply to the whole id.
+            return f.pad(&String::from(*self));
+        }
         self.with_parts(|p, r| {
             f.write_str(p)?;
             f.write_str(r)
@@ -576,6 +580,10 @@ mod tests {
         }
         assert_eq!(ResourceId::whole("r-1"), c.get(1, 0));
         assert_eq!(format!("{:?}", c.get(0, 0)), "\"r-09\"");
+        assert_eq!(
+            format!("[{:>6}|{:.3}]", c.get(0, 0), c.get(0, 1)),
+            "[  r-09|r-1]"
+        );
     }
 
     /// Ids from a small alphabet, so that prefixes, digit runs and equal
