@@ -14,7 +14,7 @@
 
 use super::{CompiledWorkspace, ResourceQuery};
 use crate::model::id_table::IdTable;
-use crate::model::workspace::{ResIdx, ResourceTable};
+use crate::model::workspace::ResIdx;
 
 /// Items touched together. An item touches about seven cache lines on as
 /// many pages: 16 items stay within the first-level cache and its TLB, and
@@ -53,7 +53,7 @@ impl<'a> Item<'a> {
                 .model
                 .schema
                 .type_id(type_)
-                .map(|t| ResourceTable::lookup_hash(t, id)),
+                .and_then(|t| ws.model.resources.base().lookup_hash(t, id)),
             ResourceQuery::New { .. } => None,
         };
         Lookups {

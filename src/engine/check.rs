@@ -5,7 +5,7 @@ use smallvec::SmallVec;
 use super::decision::{BindingView, Decision, Explanation, Reason, RequestError};
 use super::{CompiledWorkspace, ResourceQuery};
 use crate::model::schema::{PermId, TypeId, ROLE_TYPE};
-use crate::model::workspace::{LabelIdx, ResIdx, Scope, UserIdx};
+use crate::model::workspace::{LabelIdx, Labels, ResIdx, Scope, UserIdx};
 
 /// A resource as a check sees it: an existing one, or one not yet created.
 #[derive(Debug, Clone)]
@@ -14,6 +14,10 @@ pub struct Target {
     /// `None` for a resource not yet created.
     pub this: Option<ResIdx>,
     pub parent: Option<ResIdx>,
+    /// The labels of a resource not yet created, sorted; empty for an
+    /// existing one, whose labels the table holds (see
+    /// [`CompiledWorkspace::labels_of`]): copying them here would cost a
+    /// check more than reading them there.
     pub labels: SmallVec<[LabelIdx; 4]>,
 }
 
@@ -82,7 +86,7 @@ impl CompiledWorkspace {
                             type_: t,
                             this: Some(r),
                             parent: res.parent_of(r),
-                            labels: res.labels(r).iter().copied().collect(),
+                            labels: SmallVec::new(),
                         }),
                         None => Resolved::Missing,
                     },
@@ -162,7 +166,18 @@ impl CompiledWorkspace {
         let Resolved::Target(t) = target else {
             return Decision::new(Reason::UnknownResource);
         };
-        Decision::new(self.rule_for_target(u, perm, t.type_, t.this, t.parent, &t.labels))
+        let labels = self.labels_of(t);
+        Decision::new(self.rule_for_target(u, perm, t.type_, t.this, t.parent, &labels))
+    }
+
+    /// The target's labels: an existing resource's from the table, a new
+    /// one's as the request gave them.
+    #[inline]
+    pub fn labels_of<'t>(&'t self, t: &'t Target) -> Labels<'t> {
+        match t.this {
+            Some(r) => self.model.resources.labels(r),
+            None => Labels::from(&t.labels[..]),
+        }
     }
 
     /// Rules 2–4 and the rank rule for an active user.
@@ -184,21 +199,23 @@ impl CompiledWorkspace {
         if type_ == ROLE_TYPE && !self.rank_allows(u, this) {
             return Reason::RankTooLow;
         }
-        if self.model.schema.ty(type_).parent.is_some() && !self.reaches(u, parent) {
-            return Reason::NoReach;
+        if let Some(pt) = self.model.schema.ty(type_).parent {
+            if !self.reaches(u, pt, parent) {
+                return Reason::NoReach;
+            }
         }
         Reason::Granted
     }
 
-    /// Rule 4: the user may `read` the parent (recursively).
-    pub(crate) fn reaches(&self, u: UserIdx, parent: Option<ResIdx>) -> bool {
+    /// Rule 4: the user may `read` the parent (recursively), a resource of
+    /// type `pt` (validation holds every parent to its type's parent type).
+    pub(crate) fn reaches(&self, u: UserIdx, pt: TypeId, parent: Option<ResIdx>) -> bool {
         let Some(p) = parent else { return false };
         let res = &self.model.resources;
-        let pt = res.type_of(p);
-        let Some(read) = self.model.schema.ty(pt).action("read") else {
+        debug_assert_eq!(res.type_of(p), pt, "a parent of another type");
+        let Some(perm) = self.model.schema.read_perm(pt) else {
             return false;
         };
-        let perm = self.model.schema.ty(pt).perm(read);
         self.rule_for_target(u, perm, pt, Some(p), res.parent_of(p), &res.labels(p))
             == Reason::Granted
     }
@@ -279,6 +296,7 @@ impl CompiledWorkspace {
     /// The bindings of `u` that grant `perm` on the target itself.
     pub fn granting_bindings(&self, u: UserIdx, perm: PermId, t: &Target) -> Vec<BindingView> {
         let ws = &self.model;
+        let labels = self.labels_of(t);
         let mut out: Vec<BindingView> = ws
             .bindings_of(u)
             .filter(|(b, _)| {
@@ -287,7 +305,7 @@ impl CompiledWorkspace {
                     && role.perms.contains(perm)
                     && match b.scope {
                         Scope::Workspace => true,
-                        Scope::Label(l) => t.labels.contains(&l),
+                        Scope::Label(l) => labels.contains(&l),
                         Scope::Resource(r) => self.within(r, t.this, t.parent),
                     }
             })

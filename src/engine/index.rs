@@ -10,6 +10,7 @@ use roaring::RoaringBitmap;
 use smallvec::SmallVec;
 
 use crate::model::id_table::{touch, IdTable};
+use crate::model::names;
 use crate::model::schema::PermSet;
 use crate::model::workspace::{
     LabelIdx, ResIdx, ResourceTable, RoleIdx, Scope, UserIdx, Workspace,
@@ -49,7 +50,7 @@ impl ShortId {
 
     #[inline]
     pub fn is(&self, id: &str) -> bool {
-        self.as_bytes() == id.as_bytes()
+        names::eq(self.as_bytes(), id.as_bytes())
     }
 }
 

@@ -237,8 +237,7 @@ impl CompiledWorkspace {
         let Some(pt) = ws.schema.ty(t).parent else {
             return Some(plan);
         };
-        let pty = ws.schema.ty(pt);
-        let pperm = pty.perm(pty.action("read")?);
+        let pperm = ws.schema.read_perm(pt)?;
         if let Some(p) = parent {
             // Only the given parent holds direct children.
             let res = &ws.resources;

@@ -17,7 +17,8 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use super::id_table::touch;
+use super::id_table::{mix, touch, IdTable};
+use super::names;
 use super::schema::TypeId;
 
 /// The most digits a rest may have to be packed, so that a packed probe and
@@ -121,7 +122,9 @@ impl IdColumns {
             for i in range {
                 match rests {
                     Rests::Digits(d) => {
-                        out.bytes.extend_from_slice(&pack(rest(i))[..d.div_ceil(2)])
+                        // Every rest is digits (checked above).
+                        let packed = pack_digits(rest(i)).unwrap_or_default();
+                        out.bytes.extend_from_slice(&packed[..d.div_ceil(2)])
                     }
                     _ => out.bytes.extend_from_slice(rest(i).as_bytes()),
                 }
@@ -163,20 +166,46 @@ impl IdColumns {
         }
     }
 
+    /// The hash of the `i`-th id of type `t` for a hash index: the one
+    /// [`Probe::hash`] gives for that id.
+    pub fn hash_of(&self, t: TypeId, i: usize) -> u64 {
+        let c = &self.columns[t as usize];
+        let (at, len) = match &c.rests {
+            Rests::Varying(o) => (o[i] as usize, (o[i + 1] - o[i]) as usize),
+            r => {
+                let w = r.stride().unwrap_or(0);
+                (i * w, w)
+            }
+        };
+        let rest = &self.bytes[c.start + at..c.start + at + len];
+        match c.rests {
+            Rests::Digits(_) => {
+                let mut packed = [0u8; MAX_PACKED];
+                packed[..len].copy_from_slice(rest);
+                hash_packed(t, &packed)
+            }
+            _ => IdTable::hash(&(t, rest)),
+        }
+    }
+
     /// What to compare stored ids of type `t` with to find `id`; `None`
     /// when no id of the type can be `id` (another prefix, length or
     /// alphabet), so there is nothing to look up.
     #[inline]
     pub fn probe<'a>(&'a self, t: TypeId, id: &'a str) -> Option<Probe<'a>> {
         let c = self.columns.get(t as usize)?;
-        let rest = id.strip_prefix(&*c.prefix)?;
+        let prefix = c.prefix.as_bytes();
+        if id.len() < prefix.len() || !names::eq(&id.as_bytes()[..prefix.len()], prefix) {
+            return None;
+        }
+        let rest = id.get(prefix.len()..)?;
         let mut packed = [0u8; MAX_PACKED];
         let want = match c.rests {
             Rests::Digits(d) => {
-                if rest.len() != d || !is_digits(rest) {
+                if rest.len() != d {
                     return None;
                 }
-                packed = pack(rest);
+                packed = pack_digits(rest)?;
                 Want::Packed(d.div_ceil(2))
             }
             Rests::Fixed(w) if rest.len() != w => return None,
@@ -184,6 +213,7 @@ impl IdColumns {
         };
         Some(Probe {
             ids: self,
+            type_: t,
             column: c,
             want,
             packed,
@@ -229,6 +259,7 @@ impl IdColumns {
 /// [`IdColumns::probe`].
 pub struct Probe<'a> {
     ids: &'a IdColumns,
+    type_: TypeId,
     column: &'a IdColumn,
     want: Want<'a>,
     packed: [u8; MAX_PACKED],
@@ -242,6 +273,17 @@ enum Want<'a> {
 }
 
 impl Probe<'_> {
+    /// The hash of the id looked up, as [`IdColumns::hash_of`] gives it
+    /// for a stored one. Packed digits hash as two words, without going
+    /// over the id's bytes again.
+    #[inline]
+    pub fn hash(&self) -> u64 {
+        match self.want {
+            Want::Packed(_) => hash_packed(self.type_, &self.packed),
+            Want::Bytes(b) => IdTable::hash(&(self.type_, b)),
+        }
+    }
+
     /// Whether the `i`-th id of the probed type is the id looked up.
     #[inline]
     pub fn matches(&self, i: usize) -> bool {
@@ -257,7 +299,10 @@ impl Probe<'_> {
             },
             _ => c.start + i * want.len(),
         };
-        self.ids.bytes.get(at..at + want.len()) == Some(want)
+        self.ids
+            .bytes
+            .get(at..at + want.len())
+            .is_some_and(|have| names::eq(have, want))
     }
 }
 
@@ -432,13 +477,78 @@ fn is_digits(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Packs up to [`MAX_DIGITS`] ASCII digits two to a byte.
-fn pack(digits: &str) -> [u8; MAX_PACKED] {
-    let mut out = [0u8; MAX_PACKED];
-    for (k, b) in digits.bytes().enumerate() {
-        out[k / 2] |= (b - b'0') << if k % 2 == 0 { 4 } else { 0 };
+/// Packs up to [`MAX_DIGITS`] ASCII digits two to a byte, the first in
+/// the high half (an odd last digit leaves a low half of 0); `None` if
+/// there are more or one is not a digit. Eight digits at a time, in a
+/// word: a lookup packs every id it is asked for.
+#[inline]
+fn pack_digits(digits: &str) -> Option<[u8; MAX_PACKED]> {
+    let digits = digits.as_bytes();
+    if digits.len() > MAX_DIGITS {
+        return None;
     }
-    out
+    let mut out = [0u8; MAX_PACKED];
+    for (o, at) in out.chunks_exact_mut(4).zip((0..digits.len()).step_by(8)) {
+        o.copy_from_slice(&pack8(digits_word(digits, at))?.to_le_bytes());
+    }
+    Some(out)
+}
+
+/// Up to eight bytes of `s` from `at` (below its length) as a
+/// little-endian word, padded with '0' past the end: padding packs to the
+/// zero half an odd count leaves. Whole-word loads, overlapping where the
+/// string is short, instead of a copy.
+#[inline]
+fn digits_word(s: &[u8], at: usize) -> u64 {
+    let n = s.len();
+    let left = n - at;
+    if left >= 8 {
+        return u64::from_le(names::word8(s, at));
+    }
+    let pad = 0x3030_3030_3030_3030u64 << (8 * left);
+    let x = if n >= 8 {
+        // The last eight bytes, moved down to the first of the `left`.
+        u64::from_le(names::word8(s, n - 8)) >> (8 * (8 - left))
+    } else if n >= 4 {
+        // `at` is 0 and `left` is `n`: two overlapping halves.
+        u64::from(u32::from_le(names::word4(s, 0)))
+            | u64::from(u32::from_le(names::word4(s, n - 4))) << (8 * (n - 4))
+    } else {
+        // One to three bytes: the first, middle and last cover them.
+        u64::from(s[0])
+            | u64::from(s[n / 2]) << (8 * (n / 2))
+            | u64::from(s[n - 1]) << (8 * (n - 1))
+    };
+    x | pad
+}
+
+/// The hash of packed digits (zero past their bytes) of type `t`. Ids of
+/// up to 16 digits differ in the first word, which the multiplication
+/// keeps distinct; [`mix`] spreads them over every bit.
+#[inline]
+fn hash_packed(t: TypeId, packed: &[u8; MAX_PACKED]) -> u64 {
+    let lo = u64::from_le(names::word8(packed, 0));
+    let hi = u64::from_le(names::word8(packed, 8));
+    mix(lo.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ hi.rotate_left(31) ^ u64::from(t) << 48)
+}
+
+/// Eight ASCII digits (the first in the lowest byte) packed into four
+/// bytes, or `None` if a byte is not a digit.
+#[inline]
+fn pack8(x: u64) -> Option<u32> {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    // A byte is a digit when its high half is 3, and still is after
+    // adding 6 (which carries 0x3A..=0x3F into 0x40..).
+    let digits = (x & HIGH) | ((x.wrapping_add(0x0606_0606_0606_0606) & HIGH) >> 4);
+    if digits != 0x3333_3333_3333_3333 {
+        return None;
+    }
+    let v = x - 0x3030_3030_3030_3030;
+    // Byte 2k of `t` is digit 2k in the high half and 2k+1 in the low.
+    let t = (v << 4) | (v >> 8);
+    let u = t & 0x00FF_00FF_00FF_00FF;
+    let u = (u | (u >> 8)) & 0x0000_FFFF_0000_FFFF;
+    Some((u | (u >> 16)) as u32)
 }
 
 /// Stored rests came from `&str`s whole (digits are ASCII, and a prefix
@@ -592,7 +702,31 @@ mod tests {
         prop_oneof!["[a-c]-[0-9]{1,4}", "x-[0-9]{3}", "[ab]{0,3}", "ü[0-9]{2}",]
     }
 
+    /// Two digits to a byte, one at a time: what [`pack_digits`] must agree with.
+    fn pack_one_by_one(s: &str) -> Option<[u8; MAX_PACKED]> {
+        let mut out = [0u8; MAX_PACKED];
+        if s.len() > MAX_DIGITS {
+            return None;
+        }
+        for (k, b) in s.bytes().enumerate() {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            out[k / 2] |= (b - b'0') << if k % 2 == 0 { 4 } else { 0 };
+        }
+        Some(out)
+    }
+
     proptest! {
+        #[test]
+        fn digits_pack_as_one_at_a_time(
+            // Mostly digits, with the bytes on either side of them and a
+            // character whose bytes are above 0xF9 (carries in the test).
+            s in "[0-9]{0,34}|[0-9/:]{0,20}|[0-9]{0,9}[ú\u{FFFF}][0-9]{0,9}",
+        ) {
+            prop_assert_eq!(pack_digits(&s), pack_one_by_one(&s));
+        }
+
         #[test]
         fn columns_give_back_and_find_every_id(
             types in prop::collection::vec(prop::collection::btree_set(an_id(), 0..24), 1..5),

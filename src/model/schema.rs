@@ -5,6 +5,7 @@ use rustc_hash::FxHashMap;
 use smallvec::{smallvec, SmallVec};
 
 use super::catalog::{DefaultType, DEFAULT_TYPES, MINI_FEATURES};
+use super::names::{self, NameMap};
 use super::problem::{Problem, Rule};
 use super::spec::TypeSpec;
 
@@ -42,7 +43,7 @@ impl TypeDef {
     pub fn action(&self, name: &str) -> Option<ActionId> {
         self.actions
             .iter()
-            .position(|a| a.name == name)
+            .position(|a| names::eq(a.name.as_bytes(), name.as_bytes()))
             .map(|i| i as ActionId)
     }
 
@@ -54,7 +55,10 @@ impl TypeDef {
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
     pub types: Vec<TypeDef>,
-    by_name: FxHashMap<String, TypeId>,
+    by_name: NameMap<TypeId>,
+    /// Each type's `read` permission: rule 4 asks for it on every check of
+    /// a resource with a parent.
+    read_perms: Vec<Option<PermId>>,
     pub features: Vec<String>,
     feature_by_name: FxHashMap<String, FeatureId>,
     pub perm_count: usize,
@@ -194,8 +198,8 @@ impl Schema {
     fn push_type(&mut self, mut t: TypeDef) {
         t.first_perm = self.perm_count as PermId;
         self.perm_count += t.actions.len();
-        self.by_name
-            .insert(t.name.clone(), self.types.len() as TypeId);
+        self.by_name.insert(&t.name, self.types.len() as TypeId);
+        self.read_perms.push(t.action("read").map(|a| t.perm(a)));
         self.types.push(t);
     }
 
@@ -233,6 +237,12 @@ impl Schema {
 
     pub fn ty(&self, id: TypeId) -> &TypeDef {
         &self.types[id as usize]
+    }
+
+    /// The permission bit of type `t`'s `read` action, if it has one.
+    #[inline]
+    pub fn read_perm(&self, t: TypeId) -> Option<PermId> {
+        self.read_perms.get(t as usize).copied().flatten()
     }
 
     pub fn feature_id(&self, name: &str) -> Option<FeatureId> {

@@ -247,10 +247,6 @@ const LIMITS: Limits = Limits {
     id_bytes: u32::MAX as usize,
 };
 
-fn key_hash(t: TypeId, id: &str) -> u64 {
-    IdTable::hash(&(t, id))
-}
-
 /// One resource before it is placed in the table.
 pub struct PendingResource<'a> {
     pub type_: TypeId,
@@ -297,7 +293,6 @@ impl ResourceTable {
                 labels,
             });
             r.type_start[it.type_ as usize + 1] = i as ResIdx + 1;
-            r.lookup.insert(key_hash(it.type_, it.id), i as ResIdx);
         }
         r.spilled_labels.shrink_to_fit();
         // Types with no resources start where the previous type ended.
@@ -311,6 +306,12 @@ impl ResourceTable {
                 limit: limits.id_bytes,
             },
         )?;
+        // Hashed from the columns, as a lookup hashes its probe.
+        for (i, it) in items.iter().enumerate() {
+            let first = r.type_start[it.type_ as usize];
+            let hash = r.ids.hash_of(it.type_, (i as ResIdx - first) as usize);
+            r.lookup.insert(hash, i as ResIdx);
+        }
         for (i, it) in items.iter().enumerate() {
             if let Some((t, id)) = it.parent {
                 r.meta[i].parent = r.find(t, id).unwrap_or(NO_PARENT);
@@ -391,15 +392,16 @@ impl ResourceTable {
         // prefix, length or alphabet) is not looked up at all.
         let probe = self.ids.probe(t, id)?;
         let range = self.of_type(t);
-        self.lookup.find(key_hash(t, id), |j| {
+        self.lookup.find(probe.hash(), |j| {
             range.contains(&j) && probe.matches((j - range.start) as usize)
         })
     }
 
-    /// The hash [`ResourceTable::find`] looks `(t, id)` up with.
+    /// The hash [`ResourceTable::find`] looks `(t, id)` up with; `None`
+    /// when no resource of type `t` can have that id.
     #[inline]
-    pub fn lookup_hash(t: TypeId, id: &str) -> u64 {
-        key_hash(t, id)
+    pub fn lookup_hash(&self, t: TypeId, id: &str) -> Option<u64> {
+        Some(self.ids.probe(t, id)?.hash())
     }
 
     /// Touches the hash slot a lookup of `hash` reads first (see
@@ -1069,7 +1071,10 @@ mod tests {
         for r in 0..=t.len() as ResIdx + 1 {
             t.touch_id_and_parent(r);
         }
-        let h = ResourceTable::lookup_hash(1, "c-2");
+        assert_eq!(t.lookup_hash(1, "x-2"), None, "another prefix");
+        let Some(h) = t.lookup_hash(1, "c-2") else {
+            panic!("c-2 has the column's shape")
+        };
         t.touch_slot(h);
         assert_eq!(t.touch_record(h), t.find(1, "c-2"));
     }
