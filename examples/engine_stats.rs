@@ -76,7 +76,7 @@ fn check(snap: &Snapshot, r: &GenRequest) -> bool {
     let Ok((t, resolved)) = ws.resolve(&q) else {
         return false;
     };
-    let Ok((_, perm)) = ws.perm("action", &ws.model.schema.ty(t).name, r.action) else {
+    let Ok(perm) = ws.perm_of(t, r.action) else {
         return false;
     };
     ws.decide(&r.subject, perm, &resolved).allowed()
