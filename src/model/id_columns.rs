@@ -481,7 +481,7 @@ fn is_digits(s: &str) -> bool {
 /// the high half (an odd last digit leaves a low half of 0); `None` if
 /// there are more or one is not a digit. Eight digits at a time, in a
 /// word: a lookup packs every id it is asked for.
-#[inline]
+#[inline(always)]
 fn pack_digits(digits: &str) -> Option<[u8; MAX_PACKED]> {
     let digits = digits.as_bytes();
     if digits.len() > MAX_DIGITS {

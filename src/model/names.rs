@@ -166,7 +166,9 @@ impl<V> NameMap<V> {
             e.key == key && (key.len <= 16 || eq(e.name.as_bytes(), name.as_bytes()))
         };
         match &self.index {
-            None => self.entries.iter().position(is),
+            // From the last: a schema's custom types, which requests name
+            // most, come after the built-in ones.
+            None => self.entries.iter().rposition(is),
             Some(index) => index.find(hash(name), |&i| is(&self.entries[i])).copied(),
         }
     }
