@@ -168,6 +168,25 @@ mod tests {
         assert_eq!(w.model.listed_resources(), 2);
     }
 
+    /// Only the result counts: a resource added with a parent that does
+    /// not exist and removed in the same delta breaks nothing, as the full
+    /// path agrees.
+    #[test]
+    fn a_resource_added_and_removed_in_one_delta_needs_no_parent() {
+        let mut snap = snapshot();
+        apply(
+            &mut snap,
+            vec![
+                upsert("record", "r-gone", Some("mini:no-such-parent")),
+                Change::RemoveResource("record:r-gone".into()),
+            ],
+        );
+        let w = snap.workspace("w").unwrap();
+        let record = w.model.schema.type_id("record").unwrap();
+        assert_eq!(w.model.resources.find(record, "r-gone"), None);
+        assert_eq!(w.model.listed_resources(), 1);
+    }
+
     #[test]
     fn a_parent_removed_and_added_back_in_one_delta_keeps_its_children() {
         let mut snap = snapshot();

@@ -579,11 +579,10 @@ impl Resources {
 
     /// Whether `r` names a resource of the workspace now.
     pub fn is_live(&self, r: ResIdx) -> bool {
-        if (r as usize) < self.base.len() {
-            !self.is_removed(r)
-        } else {
-            self.overlay.records.contains_key(&r)
-        }
+        // An added resource removed by the delta being applied is marked
+        // removed until the delta's end forgets it (`forget_if_removed`).
+        !self.is_removed(r)
+            && ((r as usize) < self.base.len() || self.overlay.records.contains_key(&r))
     }
 
     /// Removed resources.
