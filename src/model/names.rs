@@ -150,11 +150,7 @@ impl<V> NameMap<V> {
         self.entries.is_empty()
     }
 
-    /// Every entry, in the order of insertion.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
-        self.entries.iter().map(|e| (&*e.name, &e.value))
-    }
-
+    /// Every value, in the order of insertion.
     pub fn values(&self) -> impl Iterator<Item = &V> {
         self.entries.iter().map(|e| &e.value)
     }
@@ -219,8 +215,6 @@ mod tests {
         assert_eq!(m.get("recor"), None);
         assert!(m.contains_key("recorder"));
         assert_eq!(m.len(), 2);
-        let names: Vec<&str> = m.iter().map(|(k, _)| k).collect();
-        assert_eq!(names, ["record", "recorder"]);
         assert_eq!(m.values().copied().collect::<Vec<_>>(), [3, 2]);
     }
 
