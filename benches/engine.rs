@@ -24,6 +24,10 @@
 //!   are checked); `check_batch/<model>/one_by_one_64_spread`: the same 64
 //!   checks in a plain loop. The time is per check (a batch's time divided
 //!   by 64).
+//! - `check/large_hashed/...`: the same checks on `large` with one more
+//!   record, numbered far past the others: the record ids are no longer a
+//!   run (ids handed out in sequence, whose place a lookup computes), so
+//!   each check finds its record through the hash index instead.
 //! - `check/<model>/resolved`: the decision alone, on requests resolved
 //!   beforehand (the subject is still looked up by id).
 //! - `list_visible/<model>/...`: the first page of 1,000 record ids for a
@@ -141,6 +145,41 @@ fn model(name: &'static str, preset: Preset) -> Model {
         wide,
         record,
     }
+}
+
+/// `m` with one more record, numbered far past the others (`r-9999999` on
+/// `large`): the record ids are then no longer a run, which a lookup
+/// places by its number alone (see `model::id_columns`), and a check finds
+/// its record through the hash index, as it does when ids are not handed
+/// out in sequence. The requests are the same.
+fn with_record_off_the_run(mut m: Model, name: &'static str) -> Model {
+    let ws = &mut m.spec.workspaces[0];
+    let Some(mut extra) = ws.resources.iter().find(|r| r.type_ == "record").cloned() else {
+        panic!("{}: no record", m.name)
+    };
+    let digits = extra
+        .id
+        .bytes()
+        .rev()
+        .take_while(u8::is_ascii_digit)
+        .count();
+    extra.id = format!(
+        "{}{}",
+        &extra.id[..extra.id.len() - digits],
+        "9".repeat(digits)
+    );
+    assert!(
+        ws.resources.iter().all(|r| r.id != extra.id),
+        "{} is taken",
+        extra.id
+    );
+    ws.resources.push(extra);
+    m.snap = match Snapshot::from_spec(&m.spec) {
+        Ok(s) => s,
+        Err(e) => panic!("{name}: {e}"),
+    };
+    m.name = name;
+    m
 }
 
 fn workspace(m: &Model) -> &Arc<CompiledWorkspace> {
@@ -527,6 +566,9 @@ fn engine(c: &mut Criterion) {
         bench_batch(c, &large);
         bench_lists(c, &large);
         bench_delta(c, &large);
+        if wanted("large_hashed") {
+            bench_check(c, &with_record_off_the_run(large, "large_hashed"));
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! Batches of checks whose cache misses overlap.
 //!
 //! On a large model a check is a chain of dependent misses: the resource's
-//! hash slot, then its record, then its id bytes and its parent's record;
-//! the user's hash slot, then its record. One check cannot shorten its
+//! hash slot, then its record, then its id bytes and its parent's record
+//! (for ids numbered in sequence the record's place is computed, so the
+//! chain starts at the record); the user's hash slot, then its record. One check cannot shorten its
 //! chain, but the items of a batch are independent: [`check_each`] first
 //! touches the hash slots of a chunk of items, then the records those
 //! slots point to, then the resources' ids and parents, each pass a short
@@ -14,7 +15,7 @@
 
 use super::{CompiledWorkspace, ResourceQuery};
 use crate::model::id_table::IdTable;
-use crate::model::workspace::ResIdx;
+use crate::model::workspace::{LookupHint, ResIdx};
 
 /// Items touched together. An item touches about seven cache lines on as
 /// many pages: 16 items stay within the first-level cache and its TLB, and
@@ -38,7 +39,7 @@ struct Lookups<'a> {
     workspace: &'a CompiledWorkspace,
     user: u64,
     /// `None` for a resource not yet created or of an unknown type.
-    resource: Option<u64>,
+    resource: Option<LookupHint>,
     /// The resource its slot names, from the second pass.
     guess: Option<ResIdx>,
 }
@@ -53,7 +54,7 @@ impl<'a> Item<'a> {
                 .model
                 .schema
                 .type_id(type_)
-                .and_then(|t| ws.model.resources.base().lookup_hash(t, id)),
+                .and_then(|t| ws.model.resources.base().lookup_hint(t, id)),
             ResourceQuery::New { .. } => None,
         };
         Lookups {
@@ -66,13 +67,16 @@ impl<'a> Item<'a> {
 }
 
 impl Lookups<'_> {
-    /// The first pass: the hash slots.
+    /// The first pass: the hash slots, or the record itself when its
+    /// place is computed (a run of ids).
     #[inline]
     fn touch_slots(&self) {
         let ws = self.workspace;
         ws.index.touch_user_slot(self.user);
-        if let Some(h) = self.resource {
-            ws.model.resources.base().touch_slot(h);
+        match self.resource {
+            Some(LookupHint::Hash(h)) => ws.model.resources.base().touch_slot(h),
+            Some(LookupHint::At(r)) => ws.model.resources.base().touch_record_at(r),
+            None => {}
         }
     }
 
@@ -81,9 +85,11 @@ impl Lookups<'_> {
     fn touch_records(&mut self) {
         let ws = self.workspace;
         ws.index.touch_user(self.user);
-        if let Some(h) = self.resource {
-            self.guess = ws.model.resources.base().touch_record(h);
-        }
+        self.guess = match self.resource {
+            Some(LookupHint::Hash(h)) => ws.model.resources.base().touch_record(h),
+            Some(LookupHint::At(r)) => Some(r),
+            None => None,
+        };
     }
 
     /// The third pass: the resource's id and its parent's record.

@@ -4,13 +4,18 @@
 //! Ids of one type tend to share a prefix (`r-`, `doc_`, a tenant's name)
 //! and, once it is cut, to be numbers of one width (`0000042`). A column
 //! stores the prefix once and each id's rest after it:
+//! - [`Rests::Run`]: rests of decimal digits, all of one count, that read
+//!   as numbers count up by one (ids handed out in sequence), but for a few
+//!   holes (ids since removed): only the holes are stored, and the place of
+//!   an id is its number minus the first, less the holes below it, so a
+//!   lookup needs no hash index and, without holes, reads no memory at all;
 //! - [`Rests::Digits`]: rests of decimal digits, all of one count, two
 //!   digits to a byte: `r-0000042` takes 4 bytes instead of 9;
 //! - [`Rests::Fixed`]: rests of one length in bytes, as they are;
 //! - [`Rests::Varying`]: rests of different lengths, with their offsets.
 //!
-//! In the first two the place of the `i`-th rest is computed from `i`, so a
-//! lookup reads the candidate's bytes and nothing else. A stored id comes
+//! In `Digits` and `Fixed` the place of the `i`-th rest is computed from
+//! `i`, so a lookup reads the candidate's bytes and nothing else. A stored id comes
 //! back as a [`ResourceId`], which borrows its prefix and rest (digits are
 //! unpacked on demand, on the stack): no allocation either way.
 
@@ -25,6 +30,12 @@ use super::schema::TypeId;
 /// an unpacked rest fit on the stack; longer ones are stored as bytes.
 const MAX_DIGITS: usize = 32;
 const MAX_PACKED: usize = MAX_DIGITS / 2;
+/// The most digits a run's numbers may have: every such number fits a
+/// `u64`.
+const MAX_RUN_DIGITS: usize = 19;
+/// A run may have one hole for this many ids: then a lookup's search of
+/// the holes stays short and within the cache (2 KB of holes for 16k ids).
+const IDS_PER_HOLE: usize = 64;
 
 /// Every id of a resource table, by type.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +58,8 @@ struct IdColumn {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Rests {
+    /// The rests are numbers in sequence: see [`Run`].
+    Run(Run),
     /// Each rest is this many ASCII digits, packed two to a byte (the
     /// first in the high nibble; an odd count leaves the last low nibble
     /// 0).
@@ -58,14 +71,64 @@ enum Rests {
     Varying(Box<[u32]>),
 }
 
+/// Ids numbered in sequence: the rests are the numbers from `first` on,
+/// all but the `holes`, each written with `digits` digits (zero-padded).
+#[derive(Debug, Clone, PartialEq)]
+struct Run {
+    digits: usize,
+    first: u64,
+    /// How many ids.
+    len: usize,
+    /// The numbers between the first and the last that no id has,
+    /// ascending: at most one per [`IDS_PER_HOLE`] ids.
+    holes: Box<[u64]>,
+}
+
+impl Run {
+    /// The place of the id numbered `n`, if there is one.
+    #[inline]
+    fn place(&self, n: u64) -> Option<usize> {
+        let k = n.checked_sub(self.first)?;
+        if k >= (self.len + self.holes.len()) as u64 {
+            return None;
+        }
+        if self.holes.is_empty() {
+            return Some(k as usize);
+        }
+        let below = self.holes.partition_point(|&h| h < n);
+        (self.holes.get(below) != Some(&n)).then_some(k as usize - below)
+    }
+
+    /// The number of the `i`-th id.
+    fn number(&self, i: usize) -> u64 {
+        // The holes below it are those with at most `i` ids below them:
+        // the `m`-th hole has `hole - first - m`.
+        let (mut lo, mut hi) = (0, self.holes.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.holes[mid] - self.first - mid as u64 <= i as u64 {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        self.first + (i + lo) as u64
+    }
+}
+
 impl Rests {
     /// The bytes each rest takes, when that is one number.
     fn stride(&self) -> Option<usize> {
         match self {
             Rests::Digits(d) => Some(d.div_ceil(2)),
             Rests::Fixed(w) => Some(*w),
-            Rests::Varying(_) => None,
+            Rests::Run(_) | Rests::Varying(_) => None,
         }
+    }
+
+    /// Whether ids are found by the hash index (all but runs).
+    fn hashed(&self) -> bool {
+        !matches!(self, Rests::Run(_))
     }
 }
 
@@ -94,10 +157,11 @@ impl IdColumns {
             let width = range.clone().next().map_or(0, |i| rest(i).len());
             let same_width = range.clone().all(|i| rest(i).len() == width);
             let rests = if same_width
-                && (2..=MAX_DIGITS).contains(&width)
+                && (1..=MAX_DIGITS).contains(&width)
                 && range.clone().all(|i| is_digits(rest(i)))
             {
-                Rests::Digits(width)
+                run_of(range.clone().map(rest), range.len(), width)
+                    .map_or(Rests::Digits(width), Rests::Run)
             } else if same_width {
                 Rests::Fixed(width)
             } else {
@@ -123,9 +187,10 @@ impl IdColumns {
                 match rests {
                     Rests::Digits(d) => {
                         // Every rest is digits (checked above).
-                        let packed = pack_digits(rest(i)).unwrap_or_default();
+                        let packed = pack_digits(rest(i).as_bytes()).unwrap_or_default();
                         out.bytes.extend_from_slice(&packed[..d.div_ceil(2)])
                     }
+                    Rests::Run(_) => {}
                     _ => out.bytes.extend_from_slice(rest(i).as_bytes()),
                 }
             }
@@ -143,20 +208,24 @@ impl IdColumns {
     #[inline]
     pub fn get(&self, t: TypeId, i: usize) -> ResourceId<'_> {
         let c = &self.columns[t as usize];
-        let rest = match &c.rests {
+        let rest = match c.rests {
+            Rests::Run(ref run) => Rest::Number {
+                value: run.number(i),
+                digits: run.digits as u8,
+            },
             Rests::Digits(d) => {
                 let w = d.div_ceil(2);
                 let at = c.start + i * w;
                 Rest::Digits {
                     packed: &self.bytes[at..at + w],
-                    count: *d as u8,
+                    count: d as u8,
                 }
             }
             Rests::Fixed(w) => {
                 let at = c.start + i * w;
                 Rest::Str(as_str(&self.bytes[at..at + w]))
             }
-            Rests::Varying(o) => Rest::Str(as_str(
+            Rests::Varying(ref o) => Rest::Str(as_str(
                 &self.bytes[c.start + o[i] as usize..c.start + o[i + 1] as usize],
             )),
         };
@@ -166,10 +235,20 @@ impl IdColumns {
         }
     }
 
+    /// Whether the ids of type `t` are found through a hash index: all
+    /// but a run's (see [`IdColumns::locate`]).
+    pub fn is_hashed(&self, t: TypeId) -> bool {
+        self.columns
+            .get(t as usize)
+            .is_some_and(|c| c.rests.hashed())
+    }
+
     /// The hash of the `i`-th id of type `t` for a hash index: the one
-    /// [`Probe::hash`] gives for that id.
+    /// [`Probe::hash`] gives for that id. Only for a type whose ids are
+    /// hashed ([`IdColumns::is_hashed`]).
     pub fn hash_of(&self, t: TypeId, i: usize) -> u64 {
         let c = &self.columns[t as usize];
+        debug_assert!(c.rests.hashed(), "a run's ids are not hashed");
         let (at, len) = match &c.rests {
             Rests::Varying(o) => (o[i] as usize, (o[i + 1] - o[i]) as usize),
             r => {
@@ -188,30 +267,40 @@ impl IdColumns {
         }
     }
 
-    /// What to compare stored ids of type `t` with to find `id`; `None`
-    /// when no id of the type can be `id` (another prefix, length or
-    /// alphabet), so there is nothing to look up.
+    /// Where `id` is among the ids of type `t`: computed for a run, to be
+    /// looked up in the hash index with a [`Probe`] otherwise.
     #[inline]
-    pub fn probe<'a>(&'a self, t: TypeId, id: &'a str) -> Option<Probe<'a>> {
-        let c = self.columns.get(t as usize)?;
+    pub fn locate<'a>(&'a self, t: TypeId, id: &'a str) -> Locate<'a> {
+        let Some(c) = self.columns.get(t as usize) else {
+            return Locate::Absent;
+        };
         let prefix = c.prefix.as_bytes();
         if id.len() < prefix.len() || !names::eq(&id.as_bytes()[..prefix.len()], prefix) {
-            return None;
+            return Locate::Absent;
         }
-        let rest = id.get(prefix.len()..)?;
+        let rest = &id.as_bytes()[prefix.len()..];
         let mut packed = [0u8; MAX_PACKED];
         let want = match c.rests {
+            Rests::Run(ref run) => {
+                return match parse_number(rest, run.digits).and_then(|n| run.place(n)) {
+                    Some(i) => Locate::At(i),
+                    None => Locate::Absent,
+                };
+            }
             Rests::Digits(d) => {
                 if rest.len() != d {
-                    return None;
+                    return Locate::Absent;
                 }
-                packed = pack_digits(rest)?;
+                let Some(p) = pack_digits(rest) else {
+                    return Locate::Absent;
+                };
+                packed = p;
                 Want::Packed(d.div_ceil(2))
             }
-            Rests::Fixed(w) if rest.len() != w => return None,
-            _ => Want::Bytes(rest.as_bytes()),
+            Rests::Fixed(w) if rest.len() != w => return Locate::Absent,
+            _ => Want::Bytes(rest),
         };
-        Some(Probe {
+        Locate::Probe(Probe {
             ids: self,
             type_: t,
             column: c,
@@ -227,6 +316,7 @@ impl IdColumns {
         let Some(c) = self.columns.get(t as usize) else {
             return;
         };
+        // A run stores nothing to touch.
         let at = match (&c.rests, c.rests.stride()) {
             (_, Some(w)) => Some(c.start + i * w),
             (Rests::Varying(o), None) => o.get(i).map(|&o| c.start + o as usize),
@@ -255,8 +345,19 @@ impl IdColumns {
     }
 }
 
+/// Where an id is among the ids of its type: see [`IdColumns::locate`].
+pub enum Locate<'a> {
+    /// It is the `i`-th (its type's ids are a run).
+    At(usize),
+    /// No id of the type is this one (another prefix, length or
+    /// alphabet, or a number outside the run).
+    Absent,
+    /// Look it up in the hash index, confirming candidates with this.
+    Probe(Probe<'a>),
+}
+
 /// A lookup's comparison, made once per id looked up: see
-/// [`IdColumns::probe`].
+/// [`IdColumns::locate`].
 pub struct Probe<'a> {
     ids: &'a IdColumns,
     type_: TypeId,
@@ -318,7 +419,15 @@ pub struct ResourceId<'a> {
 #[derive(Clone, Copy)]
 enum Rest<'a> {
     Str(&'a str),
-    Digits { packed: &'a [u8], count: u8 },
+    Digits {
+        packed: &'a [u8],
+        count: u8,
+    },
+    /// A run's: the number, written with this many digits.
+    Number {
+        value: u64,
+        digits: u8,
+    },
 }
 
 impl<'a> ResourceId<'a> {
@@ -345,6 +454,15 @@ impl<'a> ResourceId<'a> {
                 }
                 f(self.prefix, as_str(&buf[..n]))
             }
+            Rest::Number { mut value, digits } => {
+                let mut buf = [b'0'; MAX_RUN_DIGITS];
+                let n = digits as usize;
+                for b in buf[..n].iter_mut().rev() {
+                    *b = b'0' + (value % 10) as u8;
+                    value /= 10;
+                }
+                f(self.prefix, as_str(&buf[..n]))
+            }
         }
     }
 
@@ -354,6 +472,7 @@ impl<'a> ResourceId<'a> {
             + match self.rest {
                 Rest::Str(s) => s.len(),
                 Rest::Digits { count, .. } => count as usize,
+                Rest::Number { digits, .. } => digits as usize,
             }
     }
 
@@ -477,13 +596,57 @@ fn is_digits(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// The run that `rests` (`len` of them, ascending, each `digits` ASCII
+/// digits) make, if they count up by one from the first but for at most
+/// one hole per [`IDS_PER_HOLE`] ids: ids handed out in sequence, a few
+/// since removed. A repeat, or too many holes, and they are not a run.
+fn run_of<'a>(mut rests: impl Iterator<Item = &'a str>, len: usize, digits: usize) -> Option<Run> {
+    if digits > MAX_RUN_DIGITS {
+        return None;
+    }
+    let most_holes = len / IDS_PER_HOLE;
+    let first = parse_number(rests.next()?.as_bytes(), digits)?;
+    let (mut last, mut holes) = (first, Vec::new());
+    for r in rests {
+        let n = parse_number(r.as_bytes(), digits)?;
+        if n <= last || n - last - 1 > (most_holes - holes.len()) as u64 {
+            return None;
+        }
+        holes.extend(last + 1..n);
+        last = n;
+    }
+    Some(Run {
+        digits,
+        first,
+        len,
+        holes: holes.into_boxed_slice(),
+    })
+}
+
+/// `s` read as a decimal number, if it is exactly `digits` ASCII digits
+/// (at most [`MAX_RUN_DIGITS`], so it fits).
+#[inline]
+fn parse_number(s: &[u8], digits: usize) -> Option<u64> {
+    if s.len() != digits || digits > MAX_RUN_DIGITS {
+        return None;
+    }
+    let mut n = 0u64;
+    for &b in s {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + u64::from(d);
+    }
+    Some(n)
+}
+
 /// Packs up to [`MAX_DIGITS`] ASCII digits two to a byte, the first in
 /// the high half (an odd last digit leaves a low half of 0); `None` if
 /// there are more or one is not a digit. Eight digits at a time, in a
 /// word: a lookup packs every id it is asked for.
 #[inline(always)]
-fn pack_digits(digits: &str) -> Option<[u8; MAX_PACKED]> {
-    let digits = digits.as_bytes();
+fn pack_digits(digits: &[u8]) -> Option<[u8; MAX_PACKED]> {
     if digits.len() > MAX_DIGITS {
         return None;
     }
@@ -582,6 +745,24 @@ mod tests {
         }
     }
 
+    fn probe<'a>(c: &'a IdColumns, t: TypeId, id: &'a str) -> Option<Probe<'a>> {
+        match c.locate(t, id) {
+            Locate::Probe(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The places among the `n` ids of type `t` where `id` is found: the
+    /// one a run computes, or every candidate a probe confirms (the hash
+    /// index is the table's, so every place is a candidate here).
+    fn found(c: &IdColumns, t: TypeId, id: &str, n: usize) -> Vec<usize> {
+        match c.locate(t, id) {
+            Locate::At(i) => vec![i],
+            Locate::Absent => vec![],
+            Locate::Probe(p) => (0..n).filter(|&j| p.matches(j)).collect(),
+        }
+    }
+
     /// Every id comes back, and each is found at its place only.
     fn assert_round_trip(c: &IdColumns, sorted: &[Vec<String>]) {
         for (t, ids) in sorted.iter().enumerate() {
@@ -592,12 +773,8 @@ mod tests {
                 assert_eq!(String::from(got), *id);
                 assert_eq!(got.len(), id.len());
                 assert!(got == *id);
-                let probe = c.probe(t, id);
-                let found: Vec<usize> = (0..ids.len())
-                    .filter(|&j| probe.as_ref().is_some_and(|p| p.matches(j)))
-                    .collect();
                 let want: Vec<usize> = (0..ids.len()).filter(|&j| ids[j] == *id).collect();
-                assert_eq!(found, want, "{id}");
+                assert_eq!(found(c, t, id, ids.len()), want, "{id}");
             }
         }
     }
@@ -621,13 +798,103 @@ mod tests {
                 &Rests::Fixed(0),
                 &Rests::Fixed(0),
                 &Rests::Fixed(2),
-                &Rests::Fixed(1),
+                &Rests::Run(Run {
+                    digits: 1,
+                    first: 7,
+                    len: 2,
+                    holes: [].into()
+                }),
             ]
         );
         let prefixes: Vec<&str> = c.columns.iter().map(|c| &*c.prefix).collect();
         assert_eq!(prefixes, ["r-", "", "", "only", "doc-", "n-"]);
-        // 3 ids of 4 bytes, then 11, 0, 0, 2 of 2, 2 of 1.
-        assert_eq!(c.bytes.len(), 12 + 11 + 4 + 2);
+        // 3 ids of 4 bytes, then 11, 0, 0, 2 of 2, and none for a run.
+        assert_eq!(c.bytes.len(), 12 + 11 + 4);
+        assert_round_trip(&c, &sorted);
+    }
+
+    #[test]
+    fn ids_in_sequence_are_a_run_and_store_nothing() {
+        let (c, sorted) = build(&[
+            &["t-0998", "t-0999", "t-1000", "t-1001"],
+            &["t-1", "t-2", "t-4"],
+            &["t-1", "t-2", "t-2"],
+        ]);
+        let kinds: Vec<&Rests> = c.columns.iter().map(|c| &c.rests).collect();
+        let run = Rests::Run(Run {
+            digits: 4,
+            first: 998,
+            len: 4,
+            holes: [].into(),
+        });
+        assert_eq!(
+            kinds,
+            [&run, &Rests::Digits(1), &Rests::Digits(1)],
+            "a gap, a repeat"
+        );
+        assert_eq!(c.bytes.len(), 3 + 3, "the run stores no bytes");
+        assert!(!c.is_hashed(0) && c.is_hashed(1) && c.is_hashed(2));
+        assert_round_trip(&c, &sorted);
+        for id in [
+            "t-0997", "t-1002", "t-10000", "t-099", "t-09a9", "t-1", "u-0999", "",
+        ] {
+            assert_eq!(found(&c, 0, id, 4), Vec::<usize>::new(), "{id}");
+        }
+        assert_eq!(found(&c, 0, "t-1000", 4), [2]);
+    }
+
+    #[test]
+    fn a_run_may_have_a_hole_per_64_ids() {
+        let ids = |holes: &[u64]| -> Vec<String> {
+            (100..356)
+                .filter(|n| !holes.contains(n))
+                .map(|n| format!("d{n}"))
+                .collect()
+        };
+        // 253 and 252 ids: room for 3 holes, not 4.
+        let three = ids(&[101, 200, 354]);
+        let four = ids(&[101, 200, 201, 354]);
+        let (c, sorted) = build(&[
+            &three.iter().map(String::as_str).collect::<Vec<_>>(),
+            &four.iter().map(String::as_str).collect::<Vec<_>>(),
+        ]);
+        let Rests::Run(run) = &c.columns[0].rests else {
+            panic!("{:?}", c.columns[0].rests)
+        };
+        assert_eq!(
+            (run.first, run.len, &*run.holes),
+            (100, 253, &[101, 200, 354][..])
+        );
+        assert_eq!(c.columns[1].rests, Rests::Digits(3));
+        assert_round_trip(&c, &sorted);
+        for (id, place) in [
+            ("d100", Some(0)),
+            ("d101", None),
+            ("d102", Some(1)),
+            ("d202", Some(100)),
+        ] {
+            assert_eq!(found(&c, 0, id, three.len()), Vec::from_iter(place), "{id}");
+        }
+        for id in ["d099", "d101", "d200", "d354", "d356", "d1000"] {
+            assert_eq!(found(&c, 0, id, three.len()), Vec::<usize>::new(), "{id}");
+        }
+        assert_eq!(c.get(0, 252).to_string(), "d355");
+    }
+
+    #[test]
+    fn a_run_takes_numbers_up_to_19_digits() {
+        let ids = |digits: usize| {
+            let below = format!("k0{}", "9".repeat(digits - 1));
+            let above = format!("k1{}", "0".repeat(digits - 1));
+            [below, above]
+        };
+        let [a, b] = ids(MAX_RUN_DIGITS);
+        let (c, sorted) = build(&[&[&a, &b]]);
+        assert!(matches!(&c.columns[0].rests, Rests::Run(r) if r.digits == 19));
+        assert_round_trip(&c, &sorted);
+        let [a, b] = ids(MAX_RUN_DIGITS + 1);
+        let (c, sorted) = build(&[&[&a, &b]]);
+        assert_eq!(c.columns[0].rests, Rests::Digits(20));
         assert_round_trip(&c, &sorted);
     }
 
@@ -635,18 +902,16 @@ mod tests {
     fn ids_a_column_cannot_hold_are_not_probed() {
         let (c, _) = build(&[&["r-0000003", "r-1000001"], &["a1", "b22"]]);
         for id in ["r-000001", "r-00000001", "r-000000x", "q-0000001", "r", ""] {
-            assert!(c.probe(0, id).is_none(), "{id}");
+            assert!(probe(&c, 0, id).is_none(), "{id}");
         }
-        assert!(c.probe(0, "r-0000002").is_some(), "of the column's shape");
-        assert!(c.probe(1, "zzzz").is_some(), "varying: any length");
-        assert!(c.probe(2, "a1").is_none(), "a type beyond the columns");
+        assert!(probe(&c, 0, "r-0000002").is_some(), "of the column's shape");
+        assert!(probe(&c, 1, "zzzz").is_some(), "varying: any length");
+        assert!(probe(&c, 2, "a1").is_none(), "a type beyond the columns");
         // A probe of the right shape but another id matches nothing, and an
         // index beyond the column is no match.
-        let p = c.probe(0, "r-0000002");
+        let p = probe(&c, 0, "r-0000002");
         assert!(p.is_some_and(|p| !p.matches(0) && !p.matches(1) && !p.matches(9)));
-        assert!(c
-            .probe(1, "a1")
-            .is_some_and(|p| p.matches(0) && !p.matches(5)));
+        assert!(probe(&c, 1, "a1").is_some_and(|p| p.matches(0) && !p.matches(5)));
     }
 
     #[test]
@@ -724,7 +989,38 @@ mod tests {
             // character whose bytes are above 0xF9 (carries in the test).
             s in "[0-9]{0,34}|[0-9/:]{0,20}|[0-9]{0,9}[ú\u{FFFF}][0-9]{0,9}",
         ) {
-            prop_assert_eq!(pack_digits(&s), pack_one_by_one(&s));
+            prop_assert_eq!(pack_digits(s.as_bytes()), pack_one_by_one(&s));
+        }
+
+        #[test]
+        fn ids_in_sequence_with_holes_find_every_id(
+            width in 1usize..=MAX_RUN_DIGITS,
+            start in any::<u64>(),
+            len in 1usize..300,
+            holes in prop::collection::btree_set(0usize..300, 0..8),
+            near in prop::collection::vec(0u64..310, 0..24),
+        ) {
+            let top = 10u64.saturating_pow(width as u32).min(u64::MAX / 2);
+            let first = start % top.saturating_sub(len as u64).max(1);
+            let write = |n: u64| format!("r-{n:0width$}");
+            let numbers: Vec<u64> = (0..len as u64)
+                .filter(|&k| !holes.contains(&(k as usize)))
+                .map(|k| first + k)
+                .filter(|&n| n < top)
+                .collect();
+            let ids: Vec<String> = numbers.iter().map(|&n| write(n)).collect();
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let (c, sorted) = build(&[&refs]);
+            if let [lo, .., hi] = numbers[..] {
+                let inner_holes = (hi - lo + 1) as usize - numbers.len();
+                let is_run = matches!(c.columns[0].rests, Rests::Run(_));
+                prop_assert_eq!(is_run, inner_holes <= numbers.len() / IDS_PER_HOLE);
+            }
+            assert_round_trip(&c, &sorted);
+            for q in near.iter().map(|&k| write((first + k).saturating_sub(4))) {
+                let want: Vec<usize> = (0..ids.len()).filter(|&j| sorted[0][j] == q).collect();
+                prop_assert_eq!(found(&c, 0, &q, ids.len()), want);
+            }
         }
 
         #[test]
@@ -739,12 +1035,8 @@ mod tests {
             assert_round_trip(&c, &sorted);
             for (t, ids) in sorted.iter().enumerate() {
                 for q in &queries {
-                    let probe = c.probe(t as TypeId, q);
-                    let found: Vec<usize> = (0..ids.len())
-                        .filter(|&j| probe.as_ref().is_some_and(|p| p.matches(j)))
-                        .collect();
                     let want: Vec<usize> = (0..ids.len()).filter(|&j| ids[j] == *q).collect();
-                    prop_assert_eq!(found, want);
+                    prop_assert_eq!(found(&c, t as TypeId, q, ids.len()), want);
                     for (i, id) in ids.iter().enumerate() {
                         prop_assert_eq!(c.get(t as TypeId, i).cmp_str(q), id.as_str().cmp(q));
                     }

@@ -44,7 +44,13 @@ impl Default for IdTable {
 impl IdTable {
     /// A table that holds `n` entries, indices `0..n` (it does not grow).
     pub fn with_capacity(n: usize) -> IdTable {
-        let top = u32::try_from(n).unwrap_or(u32::MAX);
+        IdTable::with_capacity_below(n, n)
+    }
+
+    /// A table that holds `n` entries, indices below `end` (it does not
+    /// grow).
+    pub fn with_capacity_below(n: usize, end: usize) -> IdTable {
+        let top = u32::try_from(end.max(n)).unwrap_or(u32::MAX);
         let index_bits = u32::BITS - top.leading_zeros();
         let len = n + (n / 7).max(n.min(SPARE_SLOTS)) + 1;
         IdTable {

@@ -8,7 +8,7 @@ use smallvec::SmallVec;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use super::id_columns::{IdColumns, ResourceId, TooManyIdBytes};
+use super::id_columns::{IdColumns, Locate, ResourceId, TooManyIdBytes};
 use super::id_table::{touch, IdTable};
 use super::overlay::{Overlay, Record};
 use super::schema::{PermSet, Schema, TypeId};
@@ -83,10 +83,11 @@ pub struct Policy {
 /// lists come out sorted.
 ///
 /// Laid out for the cache: on a large model every lookup here is a miss,
-/// and a check's cost is the number of them. Finding a resource by id reads
-/// one line of the hash index, then the id's bytes to confirm: where they
-/// are is computed from the index (see [`IdColumns`]), so the lookup itself
-/// reads no record. The resource's record, 8 bytes, holds its parent and
+/// and a check's cost is the number of them. Ids numbered in sequence (a
+/// run, see [`IdColumns`]) are found by their number alone: no memory is
+/// read. Others are found by reading one line of the hash index, then the
+/// id's bytes to confirm: where they are is computed from the index, so the
+/// lookup itself reads no record. The resource's record, 8 bytes, holds its parent and
 /// (packed, for up to two) its labels; its parent's record is one more
 /// line. The type is told by the index range.
 #[derive(Debug, Clone, Default)]
@@ -247,6 +248,16 @@ const LIMITS: Limits = Limits {
     id_bytes: u32::MAX as usize,
 };
 
+/// Where a lookup will find a resource, as [`ResourceTable::lookup_hint`]
+/// tells it before reading the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupHint {
+    /// At this index, unconfirmed (ids of a run): the place is computed.
+    At(ResIdx),
+    /// Under this hash in the index.
+    Hash(u64),
+}
+
 /// One resource before it is placed in the table.
 pub struct PendingResource<'a> {
     pub type_: TypeId,
@@ -284,7 +295,7 @@ impl ResourceTable {
             meta: Vec::with_capacity(n),
             spilled_labels: Vec::new(),
             type_start: vec![0; type_count + 1],
-            lookup: IdTable::with_capacity(n),
+            lookup: IdTable::default(),
         };
         for (i, it) in items.iter().enumerate() {
             let labels = r.pack_labels(&it.labels, limits.spilled)?;
@@ -306,11 +317,20 @@ impl ResourceTable {
                 limit: limits.id_bytes,
             },
         )?;
-        // Hashed from the columns, as a lookup hashes its probe.
+        // Hashed from the columns, as a lookup hashes its probe; a run's
+        // ids need no index.
+        let hashed = |t: &TypeId| r.ids.is_hashed(*t);
+        let entries = (0..type_count as TypeId)
+            .filter(hashed)
+            .map(|t| r.of_type(t).len())
+            .sum();
+        r.lookup = IdTable::with_capacity_below(entries, n);
         for (i, it) in items.iter().enumerate() {
-            let first = r.type_start[it.type_ as usize];
-            let hash = r.ids.hash_of(it.type_, (i as ResIdx - first) as usize);
-            r.lookup.insert(hash, i as ResIdx);
+            if r.ids.is_hashed(it.type_) {
+                let first = r.type_start[it.type_ as usize];
+                let hash = r.ids.hash_of(it.type_, (i as ResIdx - first) as usize);
+                r.lookup.insert(hash, i as ResIdx);
+            }
         }
         for (i, it) in items.iter().enumerate() {
             if let Some((t, id)) = it.parent {
@@ -386,22 +406,30 @@ impl ResourceTable {
     #[inline]
     pub fn find(&self, t: TypeId, id: &str) -> Option<ResIdx> {
         // The type is told by the index range (resources are sorted by
-        // type), and the id's place by the type's column: a probe reads no
-        // memory but the hash slot and the candidate's id (and its offset,
-        // for ids of varying length). An id the column cannot hold (another
-        // prefix, length or alphabet) is not looked up at all.
-        let probe = self.ids.probe(t, id)?;
+        // type), and the id's place by the type's column: a run computes
+        // it, and a probe reads no memory but the hash slot and the
+        // candidate's id (and its offset, for ids of varying length). An id
+        // the column cannot hold (another prefix, length or alphabet) is
+        // not looked up at all.
         let range = self.of_type(t);
-        self.lookup.find(probe.hash(), |j| {
-            range.contains(&j) && probe.matches((j - range.start) as usize)
-        })
+        match self.ids.locate(t, id) {
+            Locate::At(i) => Some(range.start + i as ResIdx),
+            Locate::Absent => None,
+            Locate::Probe(probe) => self.lookup.find(probe.hash(), |j| {
+                range.contains(&j) && probe.matches((j - range.start) as usize)
+            }),
+        }
     }
 
-    /// The hash [`ResourceTable::find`] looks `(t, id)` up with; `None`
-    /// when no resource of type `t` can have that id.
+    /// Where a lookup of `(t, id)` will find it, without reading the
+    /// table: `None` when no resource of type `t` can have that id.
     #[inline]
-    pub fn lookup_hash(&self, t: TypeId, id: &str) -> Option<u64> {
-        Some(self.ids.probe(t, id)?.hash())
+    pub fn lookup_hint(&self, t: TypeId, id: &str) -> Option<LookupHint> {
+        match self.ids.locate(t, id) {
+            Locate::At(i) => Some(LookupHint::At(self.of_type(t).start + i as ResIdx)),
+            Locate::Absent => None,
+            Locate::Probe(probe) => Some(LookupHint::Hash(probe.hash())),
+        }
     }
 
     /// Touches the hash slot a lookup of `hash` reads first (see
@@ -409,6 +437,14 @@ impl ResourceTable {
     #[inline]
     pub fn touch_slot(&self, hash: u64) {
         self.lookup.touch(hash);
+    }
+
+    /// Touches the record of resource `r`.
+    #[inline]
+    pub fn touch_record_at(&self, r: ResIdx) {
+        if let Some(m) = self.meta.get(r as usize) {
+            touch(m);
+        }
     }
 
     /// Touches the record of the resource a lookup of `hash` will most
@@ -1070,12 +1106,18 @@ mod tests {
         for r in 0..=t.len() as ResIdx + 1 {
             t.touch_id_and_parent(r);
         }
-        assert_eq!(t.lookup_hash(1, "x-2"), None, "another prefix");
-        let Some(h) = t.lookup_hash(1, "c-2") else {
-            panic!("c-2 has the column's shape")
+        assert_eq!(t.lookup_hint(1, "x-2"), None, "another prefix");
+        assert_eq!(t.lookup_hint(1, "c-4"), None, "beyond the run");
+        // c-1..c-3 are a run: the place is computed.
+        let at = t.find(1, "c-2");
+        assert!(at.is_some());
+        assert_eq!(t.lookup_hint(1, "c-2"), at.map(LookupHint::At));
+        // p-1 and p-22 are not: looked up by hash.
+        let Some(LookupHint::Hash(h)) = t.lookup_hint(0, "p-22") else {
+            panic!("p-22 is hashed")
         };
         t.touch_slot(h);
-        assert_eq!(t.touch_record(h), t.find(1, "c-2"));
+        assert_eq!(t.touch_record(h), t.find(0, "p-22"));
     }
 
     #[test]

@@ -48,10 +48,11 @@ const GROUP_POOL: [&str; 4] = ["g-b", "g-a", "nurses", "g-c"];
 /// exist) and deliberately not in insertion order; `Ω` sorts after ASCII.
 /// A type takes a run of them from `3 * k`, so the first types often get
 /// ids of one prefix and one count of digits (`d-0217`, `ü07`), which the
-/// table stores packed, and the others mixed ones.
-const ID_POOL: [&str; 15] = [
-    "d-9000", "d-0217", "d-0100", "ü07", "ü42", "k", "a", "B", "a-1", "a10", "a2", "z", "m", "Ω",
-    "0",
+/// table stores packed, or numbers in sequence (`n-10`..`n-12`), which it
+/// stores as a run, and the others mixed ones.
+const ID_POOL: [&str; 18] = [
+    "d-9000", "d-0217", "d-0100", "n-12", "n-10", "n-11", "ü07", "ü42", "k", "a", "B", "a-1",
+    "a10", "a2", "z", "m", "Ω", "0",
 ];
 
 #[derive(Debug, Clone)]
