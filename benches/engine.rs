@@ -28,6 +28,8 @@
 //!   record, numbered far past the others: the record ids are no longer a
 //!   run (ids handed out in sequence, whose place a lookup computes), so
 //!   each check finds its record through the hash index instead.
+//! - `check/large_holes/...`: the same with every 128th record removed:
+//!   still a run, with holes, which a lookup counts below its number.
 //! - `check/<model>/resolved`: the decision alone, on requests resolved
 //!   beforehand (the subject is still looked up by id).
 //! - `list_visible/<model>/...`: the first page of 1,000 record ids for a
@@ -45,6 +47,7 @@
 //! - `check/<model>/from_strings_overlay_10k`: checks on a model that has
 //!   taken 10,000 one-record deltas since it was built.
 
+use std::collections::HashSet;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,6 +57,7 @@ use rolecall::engine::{batch, CompiledWorkspace, Resolved, ResourceQuery, Snapsh
 use rolecall::gen::{self, GenOptions, GenRequest, Preset};
 use rolecall::model::delta::{Change, Delta, Update, UpdateBody, UpdateSource};
 use rolecall::model::schema::PermId;
+use rolecall::model::spec::WorkspaceSpec;
 use rolecall::model::SnapshotSpec;
 
 /// Requests in the round-robin set (a power of two).
@@ -147,15 +151,37 @@ fn model(name: &'static str, preset: Preset) -> Model {
     }
 }
 
-/// `m` with one more record, numbered far past the others (`r-9999999` on
+/// `m` with its workspace changed by `alter` and built again, under
+/// another name; the same requests.
+fn variant(m: &Model, name: &'static str, alter: impl FnOnce(&mut WorkspaceSpec)) -> Model {
+    let mut spec = m.spec.clone();
+    alter(&mut spec.workspaces[0]);
+    let snap = match Snapshot::from_spec(&spec) {
+        Ok(s) => s,
+        Err(e) => panic!("{name}: {e}"),
+    };
+    Model {
+        name,
+        spec,
+        snap,
+        requests: m.requests.clone(),
+        packed: m.packed.clone(),
+        spread: m.spread.clone(),
+        lead: m.lead.clone(),
+        nurse: m.nurse.clone(),
+        wide: m.wide.clone(),
+        record: m.record.clone(),
+    }
+}
+
+/// One more record, numbered far past the others (`r-9999999` on
 /// `large`): the record ids are then no longer a run, which a lookup
 /// places by its number alone (see `model::id_columns`), and a check finds
 /// its record through the hash index, as it does when ids are not handed
-/// out in sequence. The requests are the same.
-fn with_record_off_the_run(mut m: Model, name: &'static str) -> Model {
-    let ws = &mut m.spec.workspaces[0];
+/// out in sequence.
+fn record_off_the_run(ws: &mut WorkspaceSpec) {
     let Some(mut extra) = ws.resources.iter().find(|r| r.type_ == "record").cloned() else {
-        panic!("{}: no record", m.name)
+        panic!("no record")
     };
     let digits = extra
         .id
@@ -174,12 +200,28 @@ fn with_record_off_the_run(mut m: Model, name: &'static str) -> Model {
         extra.id
     );
     ws.resources.push(extra);
-    m.snap = match Snapshot::from_spec(&m.spec) {
-        Ok(s) => s,
-        Err(e) => panic!("{name}: {e}"),
-    };
-    m.name = name;
-    m
+}
+
+/// Every 128th record removed, unless a binding names it: the record ids
+/// are still a run, with one hole per 128 ids (a run may have one per 64),
+/// so a lookup also counts the holes below its number. The requests for
+/// removed records find none.
+fn holes_in_the_run(ws: &mut WorkspaceSpec) {
+    let bound: HashSet<String> = ws
+        .users
+        .iter()
+        .flat_map(|u| &u.bindings)
+        .chain(ws.groups.iter().flat_map(|g| &g.bindings))
+        .filter_map(|b| b.scope.clone())
+        .collect();
+    let mut k = 0usize;
+    ws.resources.retain(|r| {
+        if r.type_ != "record" {
+            return true;
+        }
+        k += 1;
+        k % 128 != 0 || bound.contains(&format!("resource:record:{}", r.id))
+    });
 }
 
 fn workspace(m: &Model) -> &Arc<CompiledWorkspace> {
@@ -191,6 +233,7 @@ fn workspace(m: &Model) -> &Arc<CompiledWorkspace> {
 
 /// A request's strings in one allocation: workspace, subject, resource
 /// type and resource id (separate fields, as a Check RPC carries them).
+#[derive(Clone)]
 struct Packed {
     text: Box<str>,
     subject_at: usize,
@@ -567,7 +610,10 @@ fn engine(c: &mut Criterion) {
         bench_lists(c, &large);
         bench_delta(c, &large);
         if wanted("large_hashed") {
-            bench_check(c, &with_record_off_the_run(large, "large_hashed"));
+            bench_check(c, &variant(&large, "large_hashed", record_off_the_run));
+        }
+        if wanted("large_holes") {
+            bench_check(c, &variant(&large, "large_holes", holes_in_the_run));
         }
     }
 }

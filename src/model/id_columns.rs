@@ -33,8 +33,9 @@ const MAX_PACKED: usize = MAX_DIGITS / 2;
 /// The most digits a run's numbers may have: every such number fits a
 /// `u64`.
 const MAX_RUN_DIGITS: usize = 19;
-/// A run may have one hole for this many ids: then a lookup's search of
-/// the holes stays short and within the cache (2 KB of holes for 16k ids).
+/// A run may have one hole for this many ids: past that, the holes (8
+/// bytes each) would take more memory than the hash index and the packed
+/// ids they spare.
 const IDS_PER_HOLE: usize = 64;
 
 /// Every id of a resource table, by type.
@@ -82,9 +83,40 @@ struct Run {
     /// The numbers between the first and the last that no id has,
     /// ascending: at most one per [`IDS_PER_HOLE`] ids.
     holes: Box<[u64]>,
+    /// `holes_before[b]`: how many holes are below `first + b * BLOCK`,
+    /// for each block of [`BLOCK`] numbers and one past the last; empty
+    /// when there are no holes. A lookup searches only its block's holes:
+    /// one line of them, mostly, instead of a search over all of them.
+    holes_before: Box<[u32]>,
 }
 
+/// The numbers of a run's block (see [`Run::holes_before`]): 4 bytes of
+/// directory per 1,024 numbers.
+const BLOCK_BITS: u32 = 10;
+
 impl Run {
+    fn new(digits: usize, first: u64, len: usize, holes: Vec<u64>) -> Run {
+        let mut holes_before = Vec::new();
+        if !holes.is_empty() {
+            let span = (len + holes.len()) as u64;
+            let blocks = span.div_ceil(1 << BLOCK_BITS) as usize;
+            // At most one hole per 64 ids, so the counts fit a `u32`.
+            holes_before = (0..=blocks)
+                .map(|b| {
+                    let start = first + ((b as u64) << BLOCK_BITS);
+                    holes.partition_point(|&h| h < start) as u32
+                })
+                .collect();
+        }
+        Run {
+            digits,
+            first,
+            len,
+            holes: holes.into_boxed_slice(),
+            holes_before: holes_before.into_boxed_slice(),
+        }
+    }
+
     /// The place of the id numbered `n`, if there is one.
     #[inline]
     fn place(&self, n: u64) -> Option<usize> {
@@ -95,7 +127,12 @@ impl Run {
         if self.holes.is_empty() {
             return Some(k as usize);
         }
-        let below = self.holes.partition_point(|&h| h < n);
+        let b = (k >> BLOCK_BITS) as usize;
+        let (lo, hi) = (
+            self.holes_before[b] as usize,
+            self.holes_before[b + 1] as usize,
+        );
+        let below = lo + self.holes[lo..hi].partition_point(|&h| h < n);
         (self.holes.get(below) != Some(&n)).then_some(k as usize - below)
     }
 
@@ -615,12 +652,7 @@ fn run_of<'a>(mut rests: impl Iterator<Item = &'a str>, len: usize, digits: usiz
         holes.extend(last + 1..n);
         last = n;
     }
-    Some(Run {
-        digits,
-        first,
-        len,
-        holes: holes.into_boxed_slice(),
-    })
+    Some(Run::new(digits, first, len, holes))
 }
 
 /// `s` read as a decimal number, if it is exactly `digits` ASCII digits
@@ -798,12 +830,7 @@ mod tests {
                 &Rests::Fixed(0),
                 &Rests::Fixed(0),
                 &Rests::Fixed(2),
-                &Rests::Run(Run {
-                    digits: 1,
-                    first: 7,
-                    len: 2,
-                    holes: [].into()
-                }),
+                &Rests::Run(Run::new(1, 7, 2, vec![])),
             ]
         );
         let prefixes: Vec<&str> = c.columns.iter().map(|c| &*c.prefix).collect();
@@ -821,12 +848,7 @@ mod tests {
             &["t-1", "t-2", "t-2"],
         ]);
         let kinds: Vec<&Rests> = c.columns.iter().map(|c| &c.rests).collect();
-        let run = Rests::Run(Run {
-            digits: 4,
-            first: 998,
-            len: 4,
-            holes: [].into(),
-        });
+        let run = Rests::Run(Run::new(4, 998, 4, vec![]));
         assert_eq!(
             kinds,
             [&run, &Rests::Digits(1), &Rests::Digits(1)],
@@ -1020,6 +1042,33 @@ mod tests {
             for q in near.iter().map(|&k| write((first + k).saturating_sub(4))) {
                 let want: Vec<usize> = (0..ids.len()).filter(|&j| sorted[0][j] == q).collect();
                 prop_assert_eq!(found(&c, 0, &q, ids.len()), want);
+            }
+        }
+
+        #[test]
+        fn runs_with_holes_over_many_blocks_find_every_id(
+            len in 2usize..6000,
+            cuts in prop::collection::vec((0usize..6000, 1usize..40), 0..6),
+        ) {
+            // Holes in a few stretches, as removals come.
+            let mut gone = std::collections::BTreeSet::new();
+            for (at, n) in cuts {
+                gone.extend((at..at + n).filter(|&k| k > 0 && k + 1 < len));
+            }
+            let numbers: Vec<u64> =
+                (0..len).filter(|k| !gone.contains(k)).map(|k| 10_000 + k as u64).collect();
+            let ids: Vec<String> = numbers.iter().map(|n| format!("q{n}")).collect();
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let (c, _) = build(&[&refs]);
+            let is_run = matches!(c.columns[0].rests, Rests::Run(_));
+            prop_assert_eq!(is_run, gone.len() <= ids.len() / IDS_PER_HOLE);
+            for (i, id) in ids.iter().enumerate() {
+                prop_assert_eq!(c.get(0, i).to_string(), id.as_str());
+                prop_assert_eq!(found(&c, 0, id, ids.len()), vec![i]);
+            }
+            for k in gone.iter().chain([&len, &(len + 1)]) {
+                let id = format!("q{}", 10_000 + k);
+                prop_assert_eq!(found(&c, 0, &id, ids.len()), Vec::<usize>::new(), "{}", id);
             }
         }
 
