@@ -15,9 +15,10 @@
 //! - [`Rests::Varying`]: rests of different lengths, with their offsets.
 //!
 //! In `Digits` and `Fixed` the place of the `i`-th rest is computed from
-//! `i`, so a lookup reads the candidate's bytes and nothing else. A stored id comes
-//! back as a [`ResourceId`], which borrows its prefix and rest (digits are
-//! unpacked on demand, on the stack): no allocation either way.
+//! `i`, so a lookup reads the candidate's bytes and nothing else. A stored
+//! id comes back as a [`ResourceId`], which borrows its prefix and rest
+//! (digits are unpacked, and a run's number written out, on demand, on the
+//! stack): no allocation either way.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -33,9 +34,9 @@ const MAX_PACKED: usize = MAX_DIGITS / 2;
 /// The most digits a run's numbers may have: every such number fits a
 /// `u64`.
 const MAX_RUN_DIGITS: usize = 19;
-/// A run may have one hole for this many ids: past that, the holes (8
-/// bytes each) would take more memory than the hash index and the packed
-/// ids they spare.
+/// A run may have one hole for this many ids: a block of 1,024 numbers
+/// then holds 16 holes on average, which a lookup searches. With more, the
+/// ids are packed and hashed instead.
 const IDS_PER_HOLE: usize = 64;
 
 /// Every id of a resource table, by type.
@@ -83,10 +84,11 @@ struct Run {
     /// The numbers between the first and the last that no id has,
     /// ascending: at most one per [`IDS_PER_HOLE`] ids.
     holes: Box<[u64]>,
-    /// `holes_before[b]`: how many holes are below `first + b * BLOCK`,
-    /// for each block of [`BLOCK`] numbers and one past the last; empty
-    /// when there are no holes. A lookup searches only its block's holes:
-    /// one line of them, mostly, instead of a search over all of them.
+    /// `holes_before[b]`: how many holes are below the `b`-th block of
+    /// numbers from `first` (2^[`BLOCK_BITS`] to a block), for each block
+    /// and one past the last; empty when there are no holes. A lookup
+    /// searches only its block's holes (a line or two of them, mostly)
+    /// instead of all of them.
     holes_before: Box<[u32]>,
 }
 
