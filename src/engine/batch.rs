@@ -3,8 +3,8 @@
 //! On a large model a check is a chain of dependent misses: the resource's
 //! hash slot, then its record, then its id bytes and its parent's record
 //! (for ids numbered in sequence the record's place is computed, so the
-//! chain starts at the record); the user's hash slot, then its record. One check cannot shorten its
-//! chain, but the items of a batch are independent: [`check_each`] first
+//! chain starts at the record); the user's hash slot, then its record. One
+//! check cannot shorten its chain, but the items of a batch are independent: [`check_each`] first
 //! touches the hash slots of a chunk of items, then the records those
 //! slots point to, then the resources' ids and parents, each pass a short
 //! loop whose fetches the processor overlaps (prefetch instructions on

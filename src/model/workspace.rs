@@ -87,9 +87,9 @@ pub struct Policy {
 /// run, see [`IdColumns`]) are found by their number alone: no memory is
 /// read. Others are found by reading one line of the hash index, then the
 /// id's bytes to confirm: where they are is computed from the index, so the
-/// lookup itself reads no record. The resource's record, 8 bytes, holds its parent and
-/// (packed, for up to two) its labels; its parent's record is one more
-/// line. The type is told by the index range.
+/// lookup itself reads no record. The resource's record, 8 bytes, holds its
+/// parent and (packed, for up to two) its labels; its parent's record is
+/// one more line. The type is told by the index range.
 #[derive(Debug, Clone, Default)]
 pub struct ResourceTable {
     /// The ids, by type, in the order of the resources.
@@ -252,7 +252,7 @@ const LIMITS: Limits = Limits {
 /// tells it before reading the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LookupHint {
-    /// At this index, unconfirmed (ids of a run): the place is computed.
+    /// At this index: the ids of a run, whose places are computed.
     At(ResIdx),
     /// Under this hash in the index.
     Hash(u64),
