@@ -4,14 +4,14 @@
 //! hash slot, then its record, then its id bytes and its parent's record
 //! (for ids numbered in sequence the record's place is computed, so the
 //! chain starts at the record); the user's hash slot, then its record. One
-//! check cannot shorten its chain, but the items of a batch are independent: [`check_each`] first
-//! touches the hash slots of a chunk of items, then the records those
-//! slots point to, then the resources' ids and parents, each pass a short
-//! loop whose fetches the processor overlaps (prefetch instructions on
-//! x86-64, see [`crate::model::id_table::touch`]), and only then runs each item's
-//! check as a single Check runs it. The touches are hints: a check reads
-//! nothing they computed, so its answer, or its error, is the single
-//! check's.
+//! check cannot shorten its chain, but the items of a batch are
+//! independent: [`check_each`] first touches the hash slots of a chunk of
+//! items, then the records those slots point to, then the resources' ids
+//! and parents, each pass a short loop whose fetches the processor overlaps
+//! (prefetch instructions on x86-64, see
+//! [`crate::model::id_table::touch`]), and only then runs each item's check
+//! as a single Check runs it. The touches are hints: a check reads nothing
+//! they computed, so its answer, or its error, is the single check's.
 
 use super::{CompiledWorkspace, ResourceQuery};
 use crate::model::id_table::IdTable;
