@@ -195,12 +195,20 @@ impl IdColumns {
             let rest = |i: usize| &id(i)[prefix.len()..];
             let width = range.clone().next().map_or(0, |i| rest(i).len());
             let same_width = range.clone().all(|i| rest(i).len() == width);
-            let rests = if same_width
+            // A run is tried first: it reads every digit once, and gives up
+            // at the first gap or letter.
+            let run = if same_width {
+                run_of(range.clone().map(rest), range.len(), width)
+            } else {
+                None
+            };
+            let rests = if let Some(run) = run {
+                Rests::Run(run)
+            } else if same_width
                 && (1..=MAX_DIGITS).contains(&width)
                 && range.clone().all(|i| is_digits(rest(i)))
             {
-                run_of(range.clone().map(rest), range.len(), width)
-                    .map_or(Rests::Digits(width), Rests::Run)
+                Rests::Digits(width)
             } else if same_width {
                 Rests::Fixed(width)
             } else {
@@ -640,7 +648,7 @@ fn is_digits(s: &str) -> bool {
 /// one hole per [`IDS_PER_HOLE`] ids: ids handed out in sequence, a few
 /// since removed. A repeat, or too many holes, and they are not a run.
 fn run_of<'a>(mut rests: impl Iterator<Item = &'a str>, len: usize, digits: usize) -> Option<Run> {
-    if digits > MAX_RUN_DIGITS {
+    if !(1..=MAX_RUN_DIGITS).contains(&digits) {
         return None;
     }
     let most_holes = len / IDS_PER_HOLE;
