@@ -1,24 +1,29 @@
 //! `rolecall.v1.Authz`: Check, CheckBatch, ListVisible, ListSubjects.
 //!
 //! Each call loads the model once and answers from that one revision. A
-//! `latest` Check (the hot path) borrows the current revision lock-free
-//! (`ArcSwap::load`), converts nothing it does not need, and looks each
-//! request string up once. It is answered before the call's future is
-//! returned: only a Check that has to wait for a revision (`at_least` one
-//! not yet published) goes through the asynchronous path, so the hot path
-//! carries no wait state and moves the request into no future. The answer's
-//! revision is the decimal string formatted once per published revision
+//! `latest` Check (the hot path) arrives decoded without an allocation
+//! ([`CheckWire`], on the route [`AuthzRoutes`] adds), borrows the current
+//! revision lock-free (`ArcSwap::load`), converts nothing it does not need,
+//! and looks each request string up once. It is answered before the call's
+//! future is returned: only a Check that has to wait for a revision
+//! (`at_least` one not yet published) gets a boxed future, so the hot path
+//! carries no wait state and allocates no future. The answer's revision is
+//! the decimal string formatted once per published revision
 //! ([`Versioned::revision_text`]).
 
-use std::future::Future;
+use std::future::{Future, Ready};
+use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 use tracing::{debug, debug_span, Instrument};
 
+use super::check_route::AuthzRoutes;
+use super::check_wire::{CheckFields, CheckWire};
 use super::convert::{self, CheckQuery, ListSubjectsQuery, ListVisibleQuery};
 use super::page_token::{self, PageToken};
 use super::status::ApiError;
@@ -40,16 +45,46 @@ impl AuthzService {
         AuthzService { store, limits }
     }
 
-    /// The tonic server for this service, refusing request messages over
-    /// `max_message_bytes`.
-    pub fn into_server(self, max_message_bytes: usize) -> pb::authz_server::AuthzServer<Self> {
-        pb::authz_server::AuthzServer::new(self).max_decoding_message_size(max_message_bytes)
+    /// The tonic service for `rolecall.v1.Authz`, refusing request messages
+    /// over `max_message_bytes`; its Check reads requests without
+    /// allocating ([`AuthzRoutes`]).
+    pub fn into_server(self, max_message_bytes: usize) -> AuthzRoutes {
+        AuthzRoutes::new(self, max_message_bytes)
+    }
+
+    /// A Check, timed and traced. It is answered before its future is
+    /// returned unless it must wait for a revision, so the hot path's
+    /// future holds only the answer, not the request and the state of a
+    /// possible wait.
+    pub(super) fn check_call<'a, S, M>(service: S, request: Request<M>) -> CheckFuture<'a>
+    where
+        S: Deref<Target = AuthzService> + Send + Sync + 'a,
+        M: CheckMessage + 'a,
+    {
+        let timer = RpcTimer::start(Rpc::Check);
+        let span = debug_span!("rpc", method = "Check");
+        let now = span.in_scope(|| match request.get_ref().fields() {
+            Ok(fields) => service.check_now(fields),
+            Err(e) => Some(Err(e)),
+        });
+        match now {
+            Some(result) => CheckFuture::Now(std::future::ready(finish("Check", timer, result))),
+            None => CheckFuture::Waiting(Box::pin(async move {
+                let result = async {
+                    let fields = request.get_ref().fields()?;
+                    service.check_waiting(fields, request.metadata()).await
+                }
+                .instrument(span)
+                .await;
+                finish("Check", timer, result)
+            })),
+        }
     }
 
     /// A Check answered without waiting: `latest`, `exact`, and an
     /// `at_least` revision already published (what [`Store::resolve`] would
     /// answer at once). `None`: it must wait, in [`Self::check_waiting`].
-    fn check_now(&self, request: &pb::CheckRequest) -> Option<Result<pb::CheckResponse, ApiError>> {
+    fn check_now(&self, request: CheckFields<'_>) -> Option<Result<pb::CheckResponse, ApiError>> {
         let (query, consistency) = match convert::check_request(request) {
             Ok(parsed) => parsed,
             Err(e) => return Some(Err(e)),
@@ -73,10 +108,11 @@ impl AuthzService {
     /// A Check that waits for its `at_least` revision.
     async fn check_waiting(
         &self,
-        request: Request<pb::CheckRequest>,
+        request: CheckFields<'_>,
+        metadata: &MetadataMap,
     ) -> Result<pb::CheckResponse, ApiError> {
-        let (query, consistency) = convert::check_request(request.get_ref())?;
-        let wait = self.wait_budget(request.metadata());
+        let (query, consistency) = convert::check_request(request)?;
+        let wait = self.wait_budget(metadata);
         let v = self.store.resolve(consistency, wait).await?;
         answer_check(&v, &query)
     }
@@ -358,32 +394,54 @@ impl Counted for pb::ListSubjectsResponse {
     }
 }
 
-/// The future `Authz::check` returns (the trait is an `async_trait`).
-type CheckFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Response<pb::CheckResponse>, Status>> + Send + 'a>>;
+/// A Check request as it came off the wire: prost's message, or the
+/// inline form the Check route decodes ([`CheckWire`]).
+pub(super) trait CheckMessage: Send + Sync {
+    fn fields(&self) -> Result<CheckFields<'_>, ApiError>;
+}
+
+impl CheckMessage for pb::CheckRequest {
+    fn fields(&self) -> Result<CheckFields<'_>, ApiError> {
+        Ok(self.into())
+    }
+}
+
+impl CheckMessage for CheckWire {
+    fn fields(&self) -> Result<CheckFields<'_>, ApiError> {
+        CheckWire::fields(self)
+    }
+}
+
+/// A Check's answer: ready at once (no allocation), or a wait for its
+/// revision.
+// The ready answer is the hot path: boxing it would be the allocation this
+// enum exists to avoid.
+#[allow(clippy::large_enum_variant)]
+pub enum CheckFuture<'a> {
+    Now(Ready<Result<Response<pb::CheckResponse>, Status>>),
+    Waiting(Pin<Box<dyn Future<Output = Result<Response<pb::CheckResponse>, Status>> + Send + 'a>>),
+}
+
+impl Future for CheckFuture<'_> {
+    type Output = Result<Response<pb::CheckResponse>, Status>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            CheckFuture::Now(ready) => Pin::new(ready).poll(cx),
+            CheckFuture::Waiting(waiting) => waiting.as_mut().poll(cx),
+        }
+    }
+}
 
 #[tonic::async_trait]
 impl pb::authz_server::Authz for AuthzService {
-    /// Written out rather than `async`, so that a Check that need not wait
-    /// is answered here and returned as a ready value: its future holds
-    /// only the answer, not the request and the state of a possible wait.
-    fn check<'life0, 'async_trait>(
-        &'life0 self,
+    /// The generated server's Check, which [`AuthzRoutes`] does not route
+    /// to (its own Check decodes without allocating); it answers the same.
+    async fn check(
+        &self,
         request: Request<pb::CheckRequest>,
-    ) -> CheckFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        let timer = RpcTimer::start(Rpc::Check);
-        let span = debug_span!("rpc", method = "Check");
-        match span.in_scope(|| self.check_now(request.get_ref())) {
-            Some(result) => Box::pin(std::future::ready(finish("Check", timer, result))),
-            None => Box::pin(async move {
-                let result = self.check_waiting(request).instrument(span).await;
-                finish("Check", timer, result)
-            }),
-        }
+    ) -> Result<Response<pb::CheckResponse>, Status> {
+        AuthzService::check_call(self, request).await
     }
 
     async fn check_batch(

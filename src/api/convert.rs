@@ -6,6 +6,7 @@
 //! Requests are borrowed, not copied: a query holds `&str`s into the
 //! decoded message.
 
+use super::check_wire::{CheckFields, Requirement, ResourceFields};
 use super::status::ApiError;
 use crate::engine::{self, BindingView, ResourceQuery, SubjectGrant};
 use crate::model::validate::MAX_LABELS_PER_RESOURCE;
@@ -44,28 +45,76 @@ pub struct ListSubjectsQuery<'a> {
     pub page_token: &'a str,
 }
 
-pub fn check_request(req: &pb::CheckRequest) -> Result<(CheckQuery<'_>, Consistency), ApiError> {
+pub fn check_request(req: CheckFields<'_>) -> Result<(CheckQuery<'_>, Consistency), ApiError> {
     let query = check_in_batch(req)?;
-    Ok((query, consistency(req.consistency.as_ref())?))
+    Ok((query, requirement(req.requirement)?))
 }
 
 /// A check inside a `CheckBatch`: its own `consistency` is ignored, the
 /// batch's applies (as the proto says).
-pub fn check_in_batch(req: &pb::CheckRequest) -> Result<CheckQuery<'_>, ApiError> {
-    let pb::CheckRequest {
+pub fn check_in_batch(req: CheckFields<'_>) -> Result<CheckQuery<'_>, ApiError> {
+    let CheckFields {
         workspace,
         subject,
         action,
         resource,
-        consistency: _,
+        requirement: _,
         explain,
     } = req;
     Ok(CheckQuery {
         workspace: required("workspace", workspace)?,
         subject: required("subject", subject)?,
         action: required("action", action)?,
-        resource: resource_ref(resource.as_ref())?,
-        explain: *explain,
+        resource: resource_ref(resource)?,
+        explain,
+    })
+}
+
+impl<'a> From<&'a pb::CheckRequest> for CheckFields<'a> {
+    fn from(req: &'a pb::CheckRequest) -> Self {
+        let pb::CheckRequest {
+            workspace,
+            subject,
+            action,
+            resource,
+            consistency,
+            explain,
+        } = req;
+        CheckFields {
+            workspace,
+            subject,
+            action,
+            resource: resource.as_ref().map(ResourceFields::from),
+            requirement: consistency.as_ref().and_then(requirement_of),
+            explain: *explain,
+        }
+    }
+}
+
+impl<'a> From<&'a pb::ResourceRef> for ResourceFields<'a> {
+    fn from(r: &'a pb::ResourceRef) -> Self {
+        let pb::ResourceRef {
+            r#type,
+            id,
+            parent,
+            labels,
+        } = r;
+        ResourceFields {
+            type_: r#type,
+            id,
+            parent,
+            labels,
+        }
+    }
+}
+
+fn requirement_of(c: &pb::Consistency) -> Option<Requirement<'_>> {
+    use pb::consistency::Requirement as R;
+    let pb::Consistency { requirement } = c;
+    Some(match requirement.as_ref()? {
+        R::Latest(b) => Requirement::Latest(*b),
+        R::AtLeast(r) => Requirement::AtLeast(r),
+        R::Exact(r) => Requirement::Exact(r),
     })
 }
 
@@ -82,7 +131,7 @@ pub fn check_batch_request(
         .iter()
         .enumerate()
         .map(|(index, check)| {
-            check_in_batch(check).map_err(|error| ApiError::InBatch {
+            check_in_batch(check.into()).map_err(|error| ApiError::InBatch {
                 index,
                 error: Box::new(error),
             })
@@ -130,7 +179,7 @@ pub fn list_subjects_request(
     let query = ListSubjectsQuery {
         workspace: required("workspace", workspace)?,
         action: required("action", action)?,
-        resource: resource_ref(resource.as_ref())?,
+        resource: resource_ref(resource.as_ref().map(ResourceFields::from))?,
         page_size: *page_size,
         page_token,
     };
@@ -143,9 +192,9 @@ pub fn list_subjects_request(
 /// created yet may carry at most [`MAX_LABELS_PER_RESOURCE`] labels, as a
 /// stored one may (one length comparison; nothing is allocated unless it is
 /// over).
-pub fn resource_ref(r: Option<&pb::ResourceRef>) -> Result<ResourceQuery<'_>, ApiError> {
-    let Some(pb::ResourceRef {
-        r#type,
+pub fn resource_ref(r: Option<ResourceFields<'_>>) -> Result<ResourceQuery<'_>, ApiError> {
+    let Some(ResourceFields {
+        type_,
         id,
         parent,
         labels,
@@ -153,7 +202,7 @@ pub fn resource_ref(r: Option<&pb::ResourceRef>) -> Result<ResourceQuery<'_>, Ap
     else {
         return Err(ApiError::Missing { field: "resource" });
     };
-    let type_ = required("resource.type", r#type)?;
+    let type_ = required("resource.type", type_)?;
     if id.is_empty() {
         if labels.len() > MAX_LABELS_PER_RESOURCE {
             return Err(ApiError::Invalid {
@@ -188,9 +237,11 @@ pub fn resource_ref(r: Option<&pb::ResourceRef>) -> Result<ResourceQuery<'_>, Ap
 
 /// The read's consistency; unset means latest.
 pub fn consistency(c: Option<&pb::Consistency>) -> Result<Consistency, ApiError> {
-    use pb::consistency::Requirement;
-    let requirement = c.and_then(|pb::Consistency { requirement }| requirement.as_ref());
-    Ok(match requirement {
+    requirement(c.and_then(requirement_of))
+}
+
+fn requirement(r: Option<Requirement<'_>>) -> Result<Consistency, ApiError> {
+    Ok(match r {
         None | Some(Requirement::Latest(_)) => Consistency::Latest,
         Some(Requirement::AtLeast(r)) => {
             Consistency::AtLeast(parse_revision("consistency.at_least", r)?)
@@ -327,7 +378,7 @@ mod tests {
     #[test]
     fn an_empty_id_means_a_resource_not_yet_created() {
         let r = rref("record", "", "mini:m-ivy", &["site-a"]);
-        match resource_ref(Some(&r)) {
+        match resource_ref(Some((&r).into())) {
             Ok(ResourceQuery::New {
                 type_,
                 parent,
@@ -343,15 +394,15 @@ mod tests {
 
     #[test]
     fn an_id_with_a_parent_or_labels_names_the_field() {
-        let e = resource_ref(Some(&rref("record", "r-1", "mini:m", &[]))).err();
+        let e = resource_ref(Some((&rref("record", "r-1", "mini:m", &[])).into())).err();
         assert!(e
             .map(field_of)
             .is_some_and(|m| m.starts_with("resource.parent:")));
-        let e = resource_ref(Some(&rref("record", "r-1", "", &["a"]))).err();
+        let e = resource_ref(Some((&rref("record", "r-1", "", &["a"])).into())).err();
         assert!(e
             .map(field_of)
             .is_some_and(|m| m.starts_with("resource.labels:")));
-        let e = resource_ref(Some(&rref("", "r-1", "", &[]))).err();
+        let e = resource_ref(Some((&rref("", "r-1", "", &[])).into())).err();
         assert_eq!(
             e,
             Some(ApiError::Missing {
@@ -374,8 +425,8 @@ mod tests {
             .map(String::as_str)
             .collect();
         let over: Vec<&str> = labels.iter().map(String::as_str).collect();
-        assert!(resource_ref(Some(&rref("record", "", "mini:m", &at_limit))).is_ok());
-        let e = resource_ref(Some(&rref("record", "", "mini:m", &over))).err();
+        assert!(resource_ref(Some((&rref("record", "", "mini:m", &at_limit)).into())).is_ok());
+        let e = resource_ref(Some((&rref("record", "", "mini:m", &over)).into())).err();
         assert!(
             e.map(field_of)
                 .is_some_and(|m| m.starts_with("resource.labels:")

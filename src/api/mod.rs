@@ -3,10 +3,14 @@
 //! the only place errors become `tonic::Status`. The service impls in
 //! [`authz`] glue the two to the store and the engine; [`admin`] serves the
 //! control plane over the write path (`store::apply`), behind [`auth`].
+//! Check's requests are read off the wire by [`check_wire`] (no allocation),
+//! on the route [`check_route`] adds to the generated server.
 
 pub mod admin;
 pub mod auth;
 pub mod authz;
+pub mod check_route;
+pub mod check_wire;
 pub mod convert;
 pub mod page_token;
 pub mod status;

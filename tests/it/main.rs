@@ -2,6 +2,7 @@
 //! Unix socket, talked to with the generated tonic client.
 
 mod admin;
+mod check_route;
 mod consistency;
 mod durability;
 mod errors;
