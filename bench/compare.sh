@@ -27,6 +27,9 @@
 #               QUIET_BUDGET s in all [10 300 900; QUICK 10 30 60]
 #   BG_MAX MAX_TRIES  retry an h2load run during which other processes used
 #               more than BG_MAX % of the machine [3 3; QUICK 3 1]
+#   HALT_POLL_NS  if set, the KVM guest's halt-polling window for the run
+#               (cpuidle-haltpoll's guest_halt_poll_ns; needs root), restored
+#               at exit; both servers are measured under it [unset: as booted]
 #   WORK        output directory [target/bench-grpc/<timestamp>]
 #   CARGO_TARGET_DIR is honoured for the build.
 # Needs: cargo, curl, python3, taskset; installs h2load (apt nghttp2-client)
@@ -99,6 +102,27 @@ WORK=$(cd "$WORK" && pwd)
 log "output in $WORK"
 log "$(h2load --version | head -1); $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 
+# ------------------------------------------------------------------ idle
+# How long an idle vCPU polls before it halts. A halted vCPU takes tens of
+# microseconds to wake, which is most of a c1 call's latency (BENCHMARKS.md,
+# "What the c1 floor is made of"); the figures record which setting they had.
+HALT_POLL=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+HALT_POLL_BOOTED=
+halt_poll_now() { if [ -r "$HALT_POLL" ]; then cat "$HALT_POLL"; else echo n/a; fi; }
+restore_halt_poll() {
+  if [ -n "$HALT_POLL_BOOTED" ]; then
+    echo "$HALT_POLL_BOOTED" >"$HALT_POLL" && log "guest_halt_poll_ns restored to $HALT_POLL_BOOTED"
+    HALT_POLL_BOOTED=
+  fi
+}
+if [ -n "${HALT_POLL_NS:-}" ]; then
+  [ -w "$HALT_POLL" ] || die "HALT_POLL_NS needs a writable $HALT_POLL (root, cpuidle-haltpoll)"
+  HALT_POLL_BOOTED=$(cat "$HALT_POLL")
+  trap restore_halt_poll EXIT
+  echo "$HALT_POLL_NS" >"$HALT_POLL" || die "cannot set guest_halt_poll_ns"
+fi
+log "guest_halt_poll_ns: $(halt_poll_now)"
+
 # ------------------------------------------------------------------ build
 load
 log "building release: rolecall, examples loadgen + encode_body"
@@ -114,7 +138,7 @@ stop_server() {
   fi
   SRV_PID=
 }
-trap stop_server EXIT
+trap 'stop_server; restore_halt_poll' EXIT
 
 # one unary call with curl (same framing as h2load): checks grpc-status 0,
 # writes the reply to $3, prints its DATA size
@@ -271,4 +295,4 @@ if [ "$CERBOS" = 1 ]; then
 fi
 
 load
-python3 bench/report.py "$WORK" "contaminated=$CONTAMINATED quick=$QUICK pin=$PIN c=$C m=$M n=$N lat_n=$LAT_N repeats=$REPEATS"
+python3 bench/report.py "$WORK" "contaminated=$CONTAMINATED quick=$QUICK pin=$PIN c=$C m=$M n=$N lat_n=$LAT_N repeats=$REPEATS halt_poll_ns=$(halt_poll_now)"
