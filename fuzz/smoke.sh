@@ -19,7 +19,7 @@ SECONDS_PER_TARGET=${SECONDS_PER_TARGET:-20}
 export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz not found: cargo install cargo-fuzz" >&2; exit 1; }
 cargo fuzz build -s none >&2
-for target in snapshot authz delta; do
+for target in snapshot authz delta check_wire; do
   mkdir -p "fuzz/work/$target"
   dict=()
   [ -f "fuzz/$target.dict" ] && dict=("-dict=fuzz/$target.dict")
