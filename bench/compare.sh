@@ -247,9 +247,19 @@ for i, l in enumerate(open(sys.argv[1])):
   # warm-up (not counted, not retried)
   run_h2load "$d" warm_check "$CHECK_PATH" "$d/check_body.bin" "$WARM_N" "$C" "$M" "$check_rb" 1
   run_h2load "$d" warm_health "$HEALTH_PATH" "$d/health_body.bin" "$WARM_N" "$C" "$M" "$health_rb" 1
+  # Check and Health take turns going first (odd repeats and pairs: Check;
+  # even: Health), so that whatever the first run after a pause pays is
+  # not always Check's
   for i in $(seq 1 "$REPEATS"); do
-    run_h2load "$d" "tput_check_$i"  "$CHECK_PATH"  "$d/check_body.bin"  "$N" "$C" "$M" "$check_rb"
-    run_h2load "$d" "tput_health_$i" "$HEALTH_PATH" "$d/health_body.bin" "$N" "$C" "$M" "$health_rb"
+    local order=(check health)
+    [ $((i % 2)) = 1 ] || order=(health check)
+    for what in "${order[@]}"; do
+      if [ "$what" = check ]; then
+        run_h2load "$d" "tput_check_$i"  "$CHECK_PATH"  "$d/check_body.bin"  "$N" "$C" "$M" "$check_rb"
+      else
+        run_h2load "$d" "tput_health_$i" "$HEALTH_PATH" "$d/health_body.bin" "$N" "$C" "$M" "$health_rb"
+      fi
+    done
     run_h2load "$d" "lat_check_$i"   "$CHECK_PATH"  "$d/check_body.bin"  "$LAT_N" 1 1 "$check_rb"
     run_h2load "$d" "lat_health_$i"  "$HEALTH_PATH" "$d/health_body.bin" "$LAT_N" 1 1 "$health_rb"
   done
@@ -257,8 +267,15 @@ for i, l in enumerate(open(sys.argv[1])):
   # core drifts by +-20 % from minute to minute (invisible to /proc/stat), so
   # the median of adjacent pairs is the steadier Check/Health estimate
   for i in $(seq 1 "$PAIRS"); do
-    run_h2load "$d" "pair_check_$i"  "$CHECK_PATH"  "$d/check_body.bin"  "$PAIR_N" "$C" "$M" "$check_rb" 1
-    run_h2load "$d" "pair_health_$i" "$HEALTH_PATH" "$d/health_body.bin" "$PAIR_N" "$C" "$M" "$health_rb" 1
+    local order=(check health)
+    [ $((i % 2)) = 1 ] || order=(health check)
+    for what in "${order[@]}"; do
+      if [ "$what" = check ]; then
+        run_h2load "$d" "pair_check_$i"  "$CHECK_PATH"  "$d/check_body.bin"  "$PAIR_N" "$C" "$M" "$check_rb" 1
+      else
+        run_h2load "$d" "pair_health_$i" "$HEALTH_PATH" "$d/health_body.bin" "$PAIR_N" "$C" "$M" "$health_rb" 1
+      fi
+    done
   done
   local k
   for k in tput_check tput_health lat_check lat_health; do

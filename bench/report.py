@@ -122,7 +122,7 @@ def main():
             if len(pairs) > 1:
                 rr = sorted(p[0] for p in pairs)
                 cr = sorted(p[1] for p in pairs)
-                ratios.append(f"- per repeat (check run i / health run i, adjacent in time): throughput "
+                ratios.append(f"- per repeat (check run i / health run i, adjacent in time; Check first in odd repeats): throughput "
                               + ", ".join(f"{p[0]:.2f}" for p in pairs)
                               + f" (median {rr[len(rr) // 2]:.2f}); server CPU per request health/check "
                               + ", ".join(f"{p[1]:.2f}" for p in pairs) + f" (median {cr[len(cr) // 2]:.2f})")
@@ -145,6 +145,14 @@ def main():
                               f" target ≥ {TARGET_FLOOR}×: {verdict(med >= TARGET_FLOOR)}); server CPU per request"
                               f" Health/Check median {q(cr, 0.5):.2f}× (quartiles {q(cr, 0.25):.2f}–{q(cr, 0.75):.2f});"
                               f" pairs with > 3 % other CPU: {sum(1 for p in pp if p[2] > 3)}")
+                # compare.sh alternates which goes first (odd pairs: Check):
+                # a difference between the two halves is an order effect
+                first = {"Check": sorted(p[0] for i, p in enumerate(pp) if i % 2 == 0),
+                         "Health": sorted(p[0] for i, p in enumerate(pp) if i % 2 == 1)}
+                if all(first.values()):
+                    ratios.append("- the pairs by which ran first: " + "; ".join(
+                        f"{who} first, Check/Health median {q(v, 0.5):.2f}× ({len(v)} pairs)"
+                        for who, v in first.items()))
             if tc.get("server_cpu_us_per_req") and th.get("server_cpu_us_per_req"):
                 ratios.append(f"- server CPU per request, medians: Check {tc['server_cpu_us_per_req']:.1f} µs,"
                               f" Health {th['server_cpu_us_per_req']:.1f} µs"
