@@ -4,7 +4,9 @@
 //! rather than a field silently ignored.
 //!
 //! Requests are borrowed, not copied: a query holds `&str`s into the
-//! decoded message.
+//! decoded message. A Check's request is read either by prost or, on the
+//! Check route, straight off the wire by `check_wire`; both arrive here as
+//! [`CheckFields`].
 
 use super::check_wire::{CheckFields, Requirement, ResourceFields};
 use super::status::ApiError;
