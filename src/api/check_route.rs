@@ -1,25 +1,33 @@
-//! `rolecall.v1.Authz` as served: the generated server, with its Check
-//! route decoded by [`CheckCodec`] (no allocation per request) instead of
+//! `rolecall.v1.Authz` as served: the generated server, with its Check and
+//! CheckBatch routes decoded off the wire ([`CheckWire`], no allocation
+//! per request; [`CheckBatchWire`], one buffer per batch) instead of by
 //! prost. The other methods, and everything about errors and sizes, are the
 //! generated server's.
 
 use std::convert::Infallible;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use prost::bytes::Buf;
+use prost::DecodeError;
 use tonic::body::Body as TonicBody;
+use tonic::codec::{Codec, DecodeBuf, Decoder};
 use tonic::codegen::{http, Body, BoxFuture, Service, StdError};
 use tonic::server::{Grpc, NamedService, UnaryService};
-use tonic::Request;
+use tonic::{Request, Status};
+use tonic_prost::ProstEncoder;
 
 use super::authz::{AuthzService, CheckFuture};
-use super::check_wire::{CheckCodec, CheckWire};
+use super::batch_wire::CheckBatchWire;
+use super::check_wire::CheckWire;
 use crate::pb;
 use crate::pb::authz_server::AuthzServer;
 
 const CHECK_PATH: &str = "/rolecall.v1.Authz/Check";
+const CHECK_BATCH_PATH: &str = "/rolecall.v1.Authz/CheckBatch";
 
-/// The Authz service with its fast Check route.
+/// The Authz service with its fast Check and CheckBatch routes.
 #[derive(Debug, Clone)]
 pub struct AuthzRoutes {
     service: Arc<AuthzService>,
@@ -37,6 +45,33 @@ impl AuthzRoutes {
             generated,
             max_message_bytes,
         }
+    }
+
+    /// A unary call whose request `R` is read off the wire, configured as
+    /// the generated routes are: no compression, the decoding limit,
+    /// tonic's default encoding limit.
+    fn unary<R, M, B>(
+        &self,
+        method: M,
+        req: http::Request<B>,
+    ) -> BoxFuture<http::Response<TonicBody>, Infallible>
+    where
+        R: WireRequest,
+        M: UnaryService<R, Response = R::Response> + Send + 'static,
+        M::Future: Send,
+        B: Body + Send + 'static,
+        B::Error: Into<StdError> + Send + 'static,
+    {
+        let max_message_bytes = self.max_message_bytes;
+        let codec = WireCodec::<R> {
+            max_checks: self.service.max_batch(),
+            request: PhantomData,
+        };
+        Box::pin(async move {
+            let mut grpc =
+                Grpc::new(codec).apply_max_message_size_config(Some(max_message_bytes), None);
+            Ok(grpc.unary(method, req).await)
+        })
     }
 }
 
@@ -58,18 +93,11 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if req.uri().path() != CHECK_PATH {
-            return self.generated.call(req);
+        match req.uri().path() {
+            CHECK_PATH => self.unary(CheckMethod(Arc::clone(&self.service)), req),
+            CHECK_BATCH_PATH => self.unary(CheckBatchMethod(Arc::clone(&self.service)), req),
+            _ => self.generated.call(req),
         }
-        let method = CheckMethod(Arc::clone(&self.service));
-        let max_message_bytes = self.max_message_bytes;
-        Box::pin(async move {
-            // As the generated route configures it: no compression, the
-            // decoding limit, tonic's default encoding limit.
-            let mut grpc =
-                Grpc::new(CheckCodec).apply_max_message_size_config(Some(max_message_bytes), None);
-            Ok(grpc.unary(method, req).await)
-        })
     }
 }
 
@@ -81,5 +109,79 @@ impl UnaryService<CheckWire> for CheckMethod {
 
     fn call(&mut self, request: Request<CheckWire>) -> Self::Future {
         AuthzService::check_call(Arc::clone(&self.0), request)
+    }
+}
+
+struct CheckBatchMethod(Arc<AuthzService>);
+
+impl UnaryService<CheckBatchWire> for CheckBatchMethod {
+    type Response = pb::CheckBatchResponse;
+    type Future = BoxFuture<tonic::Response<pb::CheckBatchResponse>, Status>;
+
+    fn call(&mut self, request: Request<CheckBatchWire>) -> Self::Future {
+        let service = Arc::clone(&self.0);
+        Box::pin(async move { service.check_batch_call(request).await })
+    }
+}
+
+/// A request message read off the wire by its own reader, answered
+/// through prost.
+trait WireRequest: Sized + Send + 'static {
+    type Response: prost::Message + Send + 'static;
+
+    /// Reads one whole message; a batch keeps at most `max_checks` checks.
+    fn read(buf: &mut impl Buf, max_checks: usize) -> Result<Self, DecodeError>;
+}
+
+impl WireRequest for CheckWire {
+    type Response = pb::CheckResponse;
+
+    fn read(buf: &mut impl Buf, _max_checks: usize) -> Result<Self, DecodeError> {
+        CheckWire::decode(buf)
+    }
+}
+
+impl WireRequest for CheckBatchWire {
+    type Response = pb::CheckBatchResponse;
+
+    fn read(buf: &mut impl Buf, max_checks: usize) -> Result<Self, DecodeError> {
+        CheckBatchWire::decode(buf, max_checks)
+    }
+}
+
+/// The codec of a route read off the wire: requests through `R`'s reader,
+/// answers through prost as every other method's.
+struct WireCodec<R> {
+    max_checks: usize,
+    request: PhantomData<fn() -> R>,
+}
+
+impl<R: WireRequest> Codec for WireCodec<R> {
+    type Encode = R::Response;
+    type Decode = R;
+    type Encoder = ProstEncoder<R::Response>;
+    type Decoder = WireCodec<R>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder::default()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        WireCodec {
+            max_checks: self.max_checks,
+            request: PhantomData,
+        }
+    }
+}
+
+impl<R: WireRequest> Decoder for WireCodec<R> {
+    type Item = R;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<R>, Status> {
+        // The same status tonic-prost gives a message prost cannot decode.
+        R::read(buf, self.max_checks)
+            .map(Some)
+            .map_err(|e| Status::internal(e.to_string()))
     }
 }

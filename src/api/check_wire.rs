@@ -12,19 +12,17 @@
 //! resource not created yet, a field repeated or unknown, a message over
 //! [`INLINE`] bytes, bytes that are not a message) is handed to prost, so
 //! every input is accepted, or refused with the same error, exactly as the
-//! generated decoder would (`tests` hold it to that).
+//! generated decoder would (`tests` hold it to that). `batch_wire` reads
+//! each check of a CheckBatch with the same [`Reader`] and [`Spans`].
 
 use prost::bytes::Buf;
 use prost::{DecodeError, Message};
-use tonic::codec::{Codec, DecodeBuf, Decoder};
-use tonic::Status;
-use tonic_prost::ProstEncoder;
 
 use super::status::ApiError;
 use crate::pb;
 
 /// The largest message kept inline: ids, names and framing of a typical
-/// Check take 50 to 120 bytes. Offsets then fit a byte.
+/// Check take 50 to 120 bytes. Its length then fits a byte.
 pub const INLINE: usize = 128;
 const _: () = assert!(INLINE <= u8::MAX as usize);
 
@@ -105,15 +103,15 @@ impl CheckWire {
     }
 }
 
-/// Where a string lies in the inline bytes.
+/// Where a string lies in the message's bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Span {
-    start: u8,
-    len: u8,
+pub(super) struct Span {
+    start: u32,
+    len: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SpanRequirement {
+pub(super) enum SpanRequirement {
     Latest(bool),
     AtLeast(Span),
     Exact(Span),
@@ -126,8 +124,9 @@ struct ResourceSpans {
     parent: Span,
 }
 
+/// Where each field of a `CheckRequest` lies in the message's bytes.
 #[derive(Debug, Clone, Default)]
-struct Spans {
+pub(super) struct Spans {
     workspace: Span,
     subject: Span,
     action: Span,
@@ -145,57 +144,91 @@ struct InlineCheck {
 
 impl InlineCheck {
     fn fields(&self) -> Result<CheckFields<'_>, ApiError> {
-        let message = &self.bytes[..usize::from(self.len)];
-        // One UTF-8 check for the whole message when it is text, as one with
-        // ASCII framing and UTF-8 strings is; each string is then a slice.
-        let whole = std::str::from_utf8(message).ok();
-        let text = |field: &'static str, span: Span| {
-            let range = usize::from(span.start)..usize::from(span.start) + usize::from(span.len);
-            whole
-                .and_then(|w| w.get(range.clone()))
-                .or_else(|| std::str::from_utf8(&message[range]).ok())
-                .ok_or_else(|| ApiError::Invalid {
-                    field,
-                    message: "is not UTF-8".to_string(),
-                })
-        };
-        let s = &self.spans;
+        self.spans
+            .fields(&Text::new(&self.bytes[..usize::from(self.len)]))
+    }
+}
+
+/// A message's bytes, with their strings to be read by [`Span`].
+pub(super) struct Text<'a> {
+    message: &'a [u8],
+    /// The whole message, when it is text, as one with ASCII framing and
+    /// UTF-8 strings is: checked for UTF-8 once, each string is then a slice.
+    whole: Option<&'a str>,
+}
+
+impl<'a> Text<'a> {
+    pub(super) fn new(message: &'a [u8]) -> Text<'a> {
+        Text {
+            message,
+            whole: std::str::from_utf8(message).ok(),
+        }
+    }
+
+    fn get(&self, field: &'static str, span: Span) -> Result<&'a str, ApiError> {
+        let start = span.start as usize;
+        let range = start..start + span.len as usize;
+        self.whole
+            .and_then(|w| w.get(range.clone()))
+            .or_else(|| {
+                self.message
+                    .get(range)
+                    .and_then(|b| std::str::from_utf8(b).ok())
+            })
+            .ok_or_else(|| ApiError::Invalid {
+                field,
+                message: "is not UTF-8".to_string(),
+            })
+    }
+}
+
+impl Spans {
+    /// The fields these spans mark in `text`.
+    pub(super) fn fields<'a>(&self, text: &Text<'a>) -> Result<CheckFields<'a>, ApiError> {
         Ok(CheckFields {
-            workspace: text("workspace", s.workspace)?,
-            subject: text("subject", s.subject)?,
-            action: text("action", s.action)?,
-            resource: match s.resource {
+            workspace: text.get("workspace", self.workspace)?,
+            subject: text.get("subject", self.subject)?,
+            action: text.get("action", self.action)?,
+            resource: match self.resource {
                 None => None,
                 Some(r) => Some(ResourceFields {
-                    type_: text("resource.type", r.type_)?,
-                    id: text("resource.id", r.id)?,
-                    parent: text("resource.parent", r.parent)?,
+                    type_: text.get("resource.type", r.type_)?,
+                    id: text.get("resource.id", r.id)?,
+                    parent: text.get("resource.parent", r.parent)?,
                     labels: &[],
                 }),
             },
-            requirement: match s.requirement {
-                None => None,
-                Some(SpanRequirement::Latest(b)) => Some(Requirement::Latest(b)),
-                Some(SpanRequirement::AtLeast(r)) => {
-                    Some(Requirement::AtLeast(text("consistency.at_least", r)?))
-                }
-                Some(SpanRequirement::Exact(r)) => {
-                    Some(Requirement::Exact(text("consistency.exact", r)?))
-                }
-            },
-            explain: s.explain,
+            requirement: requirement_in(self.requirement, text)?,
+            explain: self.explain,
         })
     }
 }
 
-/// The protobuf wire types the inline reader accepts.
-const VARINT: u64 = 0;
-const LEN: u64 = 2;
+/// A requirement's revision string, read from `text`.
+pub(super) fn requirement_in<'a>(
+    requirement: Option<SpanRequirement>,
+    text: &Text<'a>,
+) -> Result<Option<Requirement<'a>>, ApiError> {
+    Ok(match requirement {
+        None => None,
+        Some(SpanRequirement::Latest(b)) => Some(Requirement::Latest(b)),
+        Some(SpanRequirement::AtLeast(r)) => {
+            Some(Requirement::AtLeast(text.get("consistency.at_least", r)?))
+        }
+        Some(SpanRequirement::Exact(r)) => {
+            Some(Requirement::Exact(text.get("consistency.exact", r)?))
+        }
+    })
+}
 
-/// A cursor over a message (or a nested one) inside the inline bytes;
+/// The protobuf wire types the inline reader accepts.
+pub(super) const VARINT: u64 = 0;
+pub(super) const LEN: u64 = 2;
+
+/// A cursor over a message (or a nested one) inside the message's bytes;
 /// `base` is where `rest` starts in them. Every method returns `None` for
 /// what it does not read, and the whole message then goes to prost.
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     rest: &'a [u8],
     base: usize,
     /// The whole message is ASCII, so every string in it is UTF-8.
@@ -203,9 +236,24 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    pub(super) fn new(message: &'a [u8]) -> Reader<'a> {
+        Reader {
+            rest: message,
+            base: 0,
+            ascii: message.is_ascii(),
+        }
+    }
+
     /// A varint of at most 9 bytes (63 bits: no overflow to care about;
     /// longer ones go to prost, which knows their rules).
-    fn varint(&mut self) -> Option<u64> {
+    pub(super) fn varint(&mut self) -> Option<u64> {
+        // Keys, lengths and flags of a typical request take one byte.
+        if let Some(&b) = self.rest.first() {
+            if b < 0x80 {
+                self.skip(1);
+                return Some(u64::from(b));
+            }
+        }
         let mut value = 0u64;
         for (i, &b) in self.rest.iter().enumerate().take(9) {
             value |= u64::from(b & 0x7f) << (7 * i);
@@ -223,7 +271,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next field's number and wire type, `None` at the end.
-    fn key(&mut self) -> Option<Option<(u64, u64)>> {
+    pub(super) fn key(&mut self) -> Option<Option<(u64, u64)>> {
         if self.rest.is_empty() {
             return Some(None);
         }
@@ -232,7 +280,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length-delimited value: its span, and a reader over it.
-    fn delimited(&mut self) -> Option<(Span, Reader<'a>)> {
+    pub(super) fn delimited(&mut self) -> Option<(Span, Reader<'a>)> {
         let len = usize::try_from(self.varint()?).ok()?;
         if len > self.rest.len() {
             return None;
@@ -243,8 +291,8 @@ impl<'a> Reader<'a> {
             ascii: self.ascii,
         };
         let span = Span {
-            start: u8::try_from(self.base).ok()?,
-            len: u8::try_from(len).ok()?,
+            start: u32::try_from(self.base).ok()?,
+            len: u32::try_from(len).ok()?,
         };
         self.skip(len);
         Some((span, inner))
@@ -263,7 +311,7 @@ impl<'a> Reader<'a> {
 
 /// Sets a field read for the first time; a repeated one goes to prost,
 /// which merges repeats by rules not worth copying here.
-fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
+pub(super) fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
     match slot {
         Some(_) => None,
         None => {
@@ -277,11 +325,12 @@ impl Spans {
     /// `CheckRequest`: 1 workspace, 2 subject, 3 action, 4 resource,
     /// 5 consistency, 6 explain.
     fn read(message: &[u8]) -> Option<Spans> {
-        let mut r = Reader {
-            rest: message,
-            base: 0,
-            ascii: message.is_ascii(),
-        };
+        Spans::read_from(Reader::new(message))
+    }
+
+    /// The `CheckRequest` `r` covers (a whole message, or one nested in a
+    /// batch).
+    pub(super) fn read_from(mut r: Reader<'_>) -> Option<Spans> {
         let (mut workspace, mut subject, mut action) = (None, None, None);
         let (mut resource, mut requirement, mut explain) = (None, None, None);
         while let Some((field, wire)) = r.key()? {
@@ -326,7 +375,7 @@ fn read_resource(mut r: Reader<'_>) -> Option<ResourceSpans> {
 
 /// `Consistency`: the oneof `requirement`, 1 latest, 2 at_least, 3 exact.
 /// `Some(None)`: present, with no requirement set.
-fn read_consistency(mut r: Reader<'_>) -> Option<Option<SpanRequirement>> {
+pub(super) fn read_consistency(mut r: Reader<'_>) -> Option<Option<SpanRequirement>> {
     let mut requirement = None;
     while let Some((field, wire)) = r.key()? {
         let value = match (field, wire) {
@@ -340,44 +389,9 @@ fn read_consistency(mut r: Reader<'_>) -> Option<Option<SpanRequirement>> {
     Some(requirement)
 }
 
-/// The codec of the Check route: requests through [`CheckWire`], answers
-/// through prost as every other method's.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CheckCodec;
-
-impl Codec for CheckCodec {
-    type Encode = pb::CheckResponse;
-    type Decode = CheckWire;
-    type Encoder = ProstEncoder<pb::CheckResponse>;
-    type Decoder = CheckDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        ProstEncoder::default()
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        CheckDecoder
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CheckDecoder;
-
-impl Decoder for CheckDecoder {
-    type Item = CheckWire;
-    type Error = Status;
-
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<CheckWire>, Status> {
-        // The same status tonic-prost gives a message prost cannot decode.
-        CheckWire::decode(buf)
-            .map(Some)
-            .map_err(|e| Status::internal(e.to_string()))
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn encoded(m: &pb::CheckRequest) -> Vec<u8> {
@@ -388,7 +402,7 @@ mod tests {
         CheckWire::decode(&mut &bytes[..])
     }
 
-    fn typical() -> pb::CheckRequest {
+    pub(in crate::api) fn typical() -> pb::CheckRequest {
         pb::CheckRequest {
             workspace: "acme".into(),
             subject: "u-alice".into(),
@@ -461,7 +475,7 @@ mod tests {
         }
     }
 
-    mod agrees_with_prost {
+    pub(in crate::api) mod agrees_with_prost {
         use super::*;
         use proptest::prelude::*;
 
@@ -485,7 +499,7 @@ mod tests {
             )
         }
 
-        fn consistency() -> impl Strategy<Value = pb::Consistency> {
+        pub(in crate::api) fn consistency() -> impl Strategy<Value = pb::Consistency> {
             use pb::consistency::Requirement as R;
             prop::option::of(prop_oneof![
                 any::<bool>().prop_map(R::Latest),
@@ -495,7 +509,7 @@ mod tests {
             .prop_map(|requirement| pb::Consistency { requirement })
         }
 
-        fn request() -> impl Strategy<Value = pb::CheckRequest> {
+        pub(in crate::api) fn request() -> impl Strategy<Value = pb::CheckRequest> {
             (
                 text(),
                 text(),
@@ -516,6 +530,32 @@ mod tests {
                         }
                     },
                 )
+        }
+
+        /// An encoding with up to 3 bytes changed, perhaps cut short, and
+        /// up to 5 random bytes after it.
+        pub(in crate::api) fn spoiled(
+            encoding: impl Strategy<Value = Vec<u8>>,
+        ) -> impl Strategy<Value = Vec<u8>> {
+            (
+                encoding,
+                prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+                prop::option::weighted(0.25, any::<prop::sample::Index>()),
+                prop::collection::vec(any::<u8>(), 0..6),
+            )
+                .prop_map(|(mut bytes, edits, cut, tail)| {
+                    for (at, value) in edits {
+                        if !bytes.is_empty() {
+                            let i = at.index(bytes.len());
+                            bytes[i] = value;
+                        }
+                    }
+                    if let Some(cut) = cut {
+                        bytes.truncate(cut.index(bytes.len() + 1));
+                    }
+                    bytes.extend_from_slice(&tail);
+                    bytes
+                })
         }
 
         /// What a decoder made of some bytes: the fields, or the error.
@@ -550,22 +590,8 @@ mod tests {
 
             #[test]
             fn any_bytes_are_accepted_or_refused_as_prost_would(
-                m in request(),
-                edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
-                cut in prop::option::weighted(0.25, any::<prop::sample::Index>()),
-                tail in prop::collection::vec(any::<u8>(), 0..6),
+                bytes in spoiled(request().prop_map(|m| encoded(&m))),
             ) {
-                let mut bytes = encoded(&m);
-                for (at, value) in edits {
-                    if !bytes.is_empty() {
-                        let i = at.index(bytes.len());
-                        bytes[i] = value;
-                    }
-                }
-                if let Some(cut) = cut {
-                    bytes.truncate(cut.index(bytes.len() + 1));
-                }
-                bytes.extend_from_slice(&tail);
                 prop_assert_eq!(ours(&bytes), prost(&bytes));
             }
 

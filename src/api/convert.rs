@@ -8,6 +8,7 @@
 //! Check route, straight off the wire by `check_wire`; both arrive here as
 //! [`CheckFields`].
 
+use super::batch_wire::CheckBatchWire;
 use super::check_wire::{CheckFields, Requirement, ResourceFields};
 use super::status::ApiError;
 use crate::engine::{self, BindingView, ResourceQuery, SubjectGrant};
@@ -110,7 +111,7 @@ impl<'a> From<&'a pb::ResourceRef> for ResourceFields<'a> {
     }
 }
 
-fn requirement_of(c: &pb::Consistency) -> Option<Requirement<'_>> {
+pub(super) fn requirement_of(c: &pb::Consistency) -> Option<Requirement<'_>> {
     use pb::consistency::Requirement as R;
     let pb::Consistency { requirement } = c;
     Some(match requirement.as_ref()? {
@@ -123,23 +124,21 @@ fn requirement_of(c: &pb::Consistency) -> Option<Requirement<'_>> {
 /// The batch's checks and consistency. The size limit is checked by the
 /// caller before anything is converted.
 pub fn check_batch_request(
-    req: &pb::CheckBatchRequest,
+    batch: &CheckBatchWire,
 ) -> Result<(Vec<CheckQuery<'_>>, Consistency), ApiError> {
-    let pb::CheckBatchRequest {
-        checks,
-        consistency: c,
-    } = req;
-    let queries = checks
-        .iter()
+    let queries = batch
+        .checks()
         .enumerate()
         .map(|(index, check)| {
-            check_in_batch(check.into()).map_err(|error| ApiError::InBatch {
-                index,
-                error: Box::new(error),
-            })
+            check
+                .and_then(check_in_batch)
+                .map_err(|error| ApiError::InBatch {
+                    index,
+                    error: Box::new(error),
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((queries, consistency(c.as_ref())?))
+    Ok((queries, requirement(batch.requirement()?)?))
 }
 
 pub fn list_visible_request(

@@ -4,11 +4,13 @@
 //! [`authz`] glue the two to the store and the engine; [`admin`] serves the
 //! control plane over the write path (`store::apply`), behind [`auth`].
 //! Check's requests are read off the wire by [`check_wire`] (no allocation),
-//! on the route [`check_route`] adds to the generated server.
+//! CheckBatch's by [`batch_wire`] (one buffer per batch), on the routes
+//! [`check_route`] adds to the generated server.
 
 pub mod admin;
 pub mod auth;
 pub mod authz;
+pub mod batch_wire;
 pub mod check_route;
 pub mod check_wire;
 pub mod convert;

@@ -1,9 +1,12 @@
-//! The Check route reads requests without prost (`api::check_wire`); these
-//! send it bytes the generated client never would, over real gRPC, and
-//! expect what prost's decoding would give: the same answer for the same
-//! request in any valid encoding, and INTERNAL for bytes that are not one.
+//! The Check and CheckBatch routes read requests without prost
+//! (`api::check_wire`, `api::batch_wire`); these send them bytes the
+//! generated client never would, over real gRPC, and expect what prost's
+//! decoding would give: the same answer for the same request in any valid
+//! encoding, and INTERNAL for bytes that are not one.
 
 #![allow(clippy::unwrap_used)]
+
+use std::marker::PhantomData;
 
 use prost::bytes::BufMut;
 use prost::Message;
@@ -16,15 +19,15 @@ use rolecall::pb;
 
 use crate::support::*;
 
-/// Sends its bytes as the message, decodes a `CheckResponse`.
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCheckCodec;
+/// Sends its bytes as the message, decodes an `R`.
+#[derive(Debug, Clone, Copy)]
+struct RawCodec<R>(PhantomData<R>);
 
-impl Codec for RawCheckCodec {
+impl<R: Message + Default + Send + 'static> Codec for RawCodec<R> {
     type Encode = Vec<u8>;
-    type Decode = pb::CheckResponse;
+    type Decode = R;
     type Encoder = RawEncoder;
-    type Decoder = ProstDecoder<pb::CheckResponse>;
+    type Decoder = ProstDecoder<R>;
 
     fn encoder(&mut self) -> RawEncoder {
         RawEncoder
@@ -48,15 +51,27 @@ impl Encoder for RawEncoder {
     }
 }
 
-async fn raw_check(server: &TestServer, bytes: Vec<u8>) -> Result<pb::CheckResponse, Status> {
+async fn raw_call<R: Message + Default + Send + 'static>(
+    server: &TestServer,
+    path: &'static str,
+    bytes: Vec<u8>,
+) -> Result<R, Status> {
     let mut grpc = tonic::client::Grpc::new(server.channel.clone());
     grpc.ready()
         .await
         .map_err(|e| Status::unknown(e.to_string()))?;
-    let path = PathAndQuery::from_static("/rolecall.v1.Authz/Check");
-    grpc.unary(tonic::Request::new(bytes), path, RawCheckCodec)
+    let path = PathAndQuery::from_static(path);
+    grpc.unary(tonic::Request::new(bytes), path, RawCodec(PhantomData))
         .await
         .map(tonic::Response::into_inner)
+}
+
+async fn raw_check(server: &TestServer, bytes: Vec<u8>) -> Result<pb::CheckResponse, Status> {
+    raw_call(server, "/rolecall.v1.Authz/Check", bytes).await
+}
+
+async fn raw_batch(server: &TestServer, bytes: Vec<u8>) -> Result<pb::CheckBatchResponse, Status> {
+    raw_call(server, "/rolecall.v1.Authz/CheckBatch", bytes).await
 }
 
 fn nurse_reads(id: &str) -> pb::CheckRequest {
@@ -123,4 +138,102 @@ async fn bytes_that_are_not_a_check_are_internal_as_prost_says() {
     // and the server goes on answering
     let again = raw_check(&server, plain).await.unwrap();
     assert!(again.allowed);
+}
+
+/// Three checks of the demo model, the second denied.
+fn a_batch() -> pb::CheckBatchRequest {
+    pb::CheckBatchRequest {
+        checks: vec![
+            nurse_reads("r-rose-1"),
+            check(
+                "sunrise-care",
+                "u-nurse",
+                "delete",
+                existing("record", "r-rose-1"),
+            ),
+            nurse_reads("r-rose-2"),
+        ],
+        consistency: Some(pb::Consistency {
+            requirement: Some(pb::consistency::Requirement::AtLeast("1".into())),
+        }),
+    }
+}
+
+#[tokio::test]
+async fn a_batch_in_any_valid_encoding_gets_the_same_answer() {
+    let server = TestServer::demo().await;
+    let m = a_batch();
+    let plain = m.encode_to_vec();
+    let expected = raw_batch(&server, plain.clone()).await.unwrap();
+    let allowed: Vec<bool> = expected.results.iter().map(|r| r.allowed).collect();
+    assert_eq!(allowed[..2], [true, false], "{expected:?}");
+    assert_eq!(expected.results.len(), 3);
+
+    // The consistency before the checks (read off the wire) and an
+    // unknown field (read by prost, which skips it) are answered as the
+    // plain batch; a fourth check with its action sent twice is read by
+    // prost, for which the last one wins.
+    let consistency = m.consistency.as_ref().unwrap().encode_to_vec();
+    let mut consistency_first = vec![0x12, consistency.len() as u8];
+    consistency_first.extend_from_slice(&consistency);
+    for c in &m.checks {
+        let c = c.encode_to_vec();
+        consistency_first.extend_from_slice(&[0x0a, c.len() as u8]);
+        consistency_first.extend_from_slice(&c);
+    }
+    let mut twice = m.clone();
+    twice.checks[1].action = "read".into();
+    let mut twice = twice.encode_to_vec();
+    let mut second = m.checks[1].encode_to_vec();
+    second.extend_from_slice(&[0x1a, 0x06]);
+    second.extend_from_slice(b"delete"); // action again: "delete" wins
+    twice.extend_from_slice(&[0x0a, second.len() as u8]);
+    twice.extend_from_slice(&second);
+    let mut unknown = plain.clone();
+    unknown.extend_from_slice(&[0x48, 0x01]); // field 9, varint 1
+    for bytes in [consistency_first, unknown] {
+        let got = raw_batch(&server, bytes).await.unwrap();
+        assert_eq!(got, expected);
+    }
+    let got = raw_batch(&server, twice).await.unwrap();
+    let answers: Vec<bool> = got.results.iter().map(|r| r.allowed).collect();
+    assert_eq!(
+        answers,
+        [true, true, true, false],
+        "the fourth check deletes"
+    );
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_a_batch_are_internal_as_prost_says() {
+    let server = TestServer::demo().await;
+    let plain = a_batch().encode_to_vec();
+    let truncated = plain[..plain.len() - 3].to_vec();
+    let mut not_utf8 = plain.clone();
+    let second = plain.windows(6).position(|w| w == b"delete").unwrap();
+    not_utf8[second] = 0xff; // the second check's action
+    for bytes in [truncated, not_utf8] {
+        let prost_says = pb::CheckBatchRequest::decode(&bytes[..])
+            .unwrap_err()
+            .to_string();
+        let status = raw_batch(&server, bytes).await.unwrap_err();
+        assert_eq!(status.code(), Code::Internal);
+        assert_eq!(status.message(), prost_says);
+    }
+    let again = raw_batch(&server, plain).await.unwrap();
+    assert_eq!(again.results.len(), 3);
+}
+
+#[tokio::test]
+async fn a_batch_of_many_tiny_checks_is_refused_for_its_size_naming_it() {
+    let server = TestServer::demo().await;
+    // 100,000 empty checks: 200 KB on the wire, each counted, none kept.
+    let bytes = [0x0a, 0x00].repeat(100_000);
+    let status = raw_batch(&server, bytes).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("100000") && status.message().contains("limit of 1000"),
+        "{}",
+        status.message()
+    );
 }
