@@ -5,6 +5,7 @@
 //! ```text
 //! encode_body check --workspace bench --subject u-0001 --action read --resource record:r-000001
 //! encode_body check --requests small.requests.jsonl --line 3   # a line of `rolecall gen --requests-out`
+//! encode_body batch --requests small.requests.jsonl --first 0 --count 64   # a CheckBatch of 64 lines
 //! encode_body list --workspace bench --subject u-0001 --resource-type record --page-size 100
 //! encode_body health                                           # empty HealthCheckRequest: 00 00 00 00 00
 //! ```
@@ -13,7 +14,7 @@
 //! standard error.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -48,6 +49,16 @@ enum What {
         line: usize,
         #[arg(long)]
         explain: bool,
+    },
+    /// rolecall.v1.Authz/CheckBatch of consecutive lines of a requests file
+    Batch {
+        #[arg(long)]
+        requests: PathBuf,
+        /// 0-based line of the first check.
+        #[arg(long, default_value_t = 0)]
+        first: usize,
+        #[arg(long, default_value_t = 64)]
+        count: usize,
     },
     /// rolecall.v1.Authz/ListVisible
     List {
@@ -85,6 +96,38 @@ fn frame(msg: &impl Message) -> Result<Vec<u8>> {
     Ok(body)
 }
 
+/// Line `line` (0-based) of a requests file's text.
+fn parse_line(text: &str, path: &Path, line: usize) -> Result<Line> {
+    let raw = text
+        .lines()
+        .nth(line)
+        .ok_or_else(|| anyhow!("{} has no line {line}", path.display()))?;
+    serde_json::from_str(raw).with_context(|| format!("{}:{}", path.display(), line + 1))
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn check_request(l: &Line, explain: bool) -> Result<pb::CheckRequest> {
+    let (type_, id) = l
+        .resource
+        .split_once(':')
+        .ok_or_else(|| anyhow!("resource {:?} is not type:id", l.resource))?;
+    Ok(pb::CheckRequest {
+        workspace: l.workspace.clone(),
+        subject: l.subject.clone(),
+        action: l.action.clone(),
+        resource: Some(pb::ResourceRef {
+            r#type: type_.to_string(),
+            id: id.to_string(),
+            ..Default::default()
+        }),
+        explain,
+        ..Default::default()
+    })
+}
+
 fn check_body(
     fields: [Option<String>; 4],
     requests: Option<PathBuf>,
@@ -92,17 +135,10 @@ fn check_body(
     explain: bool,
 ) -> Result<Vec<u8>> {
     let (l, from) = match (requests, fields) {
-        (Some(path), [None, None, None, None]) => {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let raw = text
-                .lines()
-                .nth(line)
-                .ok_or_else(|| anyhow!("{} has no line {line}", path.display()))?;
-            let l: Line = serde_json::from_str(raw)
-                .with_context(|| format!("{}:{}", path.display(), line + 1))?;
-            (l, format!("{}:{}", path.display(), line + 1))
-        }
+        (Some(path), [None, None, None, None]) => (
+            parse_line(&read(&path)?, &path, line)?,
+            format!("{}:{}", path.display(), line + 1),
+        ),
         (None, [Some(workspace), Some(subject), Some(action), Some(resource)]) => (
             Line {
                 workspace,
@@ -115,22 +151,7 @@ fn check_body(
         ),
         _ => bail!("give either --requests FILE [--line K] or all of --workspace --subject --action --resource"),
     };
-    let (type_, id) = l
-        .resource
-        .split_once(':')
-        .ok_or_else(|| anyhow!("resource {:?} is not type:id", l.resource))?;
-    let req = pb::CheckRequest {
-        workspace: l.workspace.clone(),
-        subject: l.subject.clone(),
-        action: l.action.clone(),
-        resource: Some(pb::ResourceRef {
-            r#type: type_.to_string(),
-            id: id.to_string(),
-            ..Default::default()
-        }),
-        explain,
-        ..Default::default()
-    };
+    let req = check_request(&l, explain)?;
     eprintln!(
         "encode_body: Check {} {} {} {} (from {from}; expected allowed: {})",
         l.workspace,
@@ -142,6 +163,28 @@ fn check_body(
             .unwrap_or_else(|| "?".to_string())
     );
     frame(&req)
+}
+
+fn batch_body(path: &Path, first: usize, count: usize) -> Result<Vec<u8>> {
+    let text = read(path)?;
+    let lines = (first..first + count)
+        .map(|line| parse_line(&text, path, line))
+        .collect::<Result<Vec<_>>>()?;
+    let checks = lines
+        .iter()
+        .map(|l| check_request(l, false))
+        .collect::<Result<Vec<_>>>()?;
+    let allowed = lines.iter().filter(|l| l.allowed == Some(true)).count();
+    eprintln!(
+        "encode_body: CheckBatch of {count} checks, lines {}..={} of {} ({allowed} expected allowed)",
+        first + 1,
+        first + count,
+        path.display()
+    );
+    frame(&pb::CheckBatchRequest {
+        checks,
+        consistency: None,
+    })
 }
 
 fn main() -> Result<()> {
@@ -160,6 +203,11 @@ fn main() -> Result<()> {
             line,
             explain,
         )?,
+        What::Batch {
+            requests,
+            first,
+            count,
+        } => batch_body(&requests, first, count)?,
         What::List {
             workspace,
             subject,
