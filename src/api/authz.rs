@@ -9,7 +9,8 @@
 //! (`at_least` one not yet published) gets a boxed future, so the hot path
 //! carries no wait state and allocates no future. The answer's revision is
 //! the decimal string formatted once per published revision
-//! ([`Versioned::revision_text`]).
+//! ([`Versioned::revision_text`]). A CheckBatch arrives read off the wire
+//! too ([`CheckBatchWire`]: one buffer, each check's strings slices of it).
 
 use std::future::{Future, Ready};
 use std::ops::Deref;

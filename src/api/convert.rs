@@ -1,12 +1,13 @@
 //! Protobuf messages in, engine requests out; engine answers in, messages
-//! out. The only module that reads `pb::` request fields: every message is
-//! destructured completely, so a new proto field is a compile error here
-//! rather than a field silently ignored.
+//! out. Every message is destructured completely, so a new proto field is
+//! a compile error rather than a field silently ignored; this is the only
+//! module that reads `pb::` request fields, but for `CheckBatchRequest`'s
+//! two, which `batch_wire` reads.
 //!
 //! Requests are borrowed, not copied: a query holds `&str`s into the
 //! decoded message. A Check's request is read either by prost or, on the
-//! Check route, straight off the wire by `check_wire`; both arrive here as
-//! [`CheckFields`].
+//! Check route, straight off the wire by `check_wire` (a CheckBatch's by
+//! `batch_wire`); both arrive here as [`CheckFields`].
 
 use super::batch_wire::CheckBatchWire;
 use super::check_wire::{CheckFields, Requirement, ResourceFields};
