@@ -7,7 +7,8 @@
 #      (../shared/peers/cerbos/bench.sh) with the same h2load lines and
 #      pinning (targets: >= 10x its throughput, <= 1/10 of its p99);
 #   3. a second opinion from our own tonic load generator
-#      (examples/loadgen.rs): p50/p90/p99/p99.9 over the whole request mix.
+#      (examples/loadgen.rs): p50/p90/p99/p99.9 over the whole request mix,
+#      and CheckBatch calls of 64 (decisions per second).
 #
 # Run from anywhere:   bash bench/compare.sh
 # Knobs (environment, defaults in brackets):
@@ -237,9 +238,12 @@ for i, l in enumerate(open(sys.argv[1])):
   log "curl: grpc-status 0 for both; reply DATA bytes check=$check_rb (allowed=true) health=$health_rb (SERVING)"
   echo "$check_rb" >"$d/check_reply_bytes"
 
-  # every answer over gRPC equals the engine's in the requests file
+  # every answer over gRPC equals the engine's in the requests file, one
+  # Check at a time and in CheckBatch calls of 64
   run_loadgen "$d" verify --method check --requests "$d/requests.jsonl" --check-allowed \
     -c 4 -m 8 -n "$VERIFY_N" --warmup 0 --duration 120
+  run_loadgen "$d" verify_batch --method batch --batch-size 64 --requests "$d/requests.jsonl" \
+    --check-allowed -c 4 -m 4 -n "$(((VERIFY_N + 63) / 64))" --warmup 0 --duration 120
 
   wait_quiet; load
   log "background CPU busy before h2load: ${BUSY}%"
@@ -292,6 +296,7 @@ for i, l in enumerate(open(sys.argv[1])):
     run_loadgen "$d" lg_check_c1m1    --method check  --requests "$d/requests.jsonl" --check-allowed -c 1 -m 1 --warmup 2000 "${lg[@]}"
     run_loadgen "$d" lg_health_c1m1   --method health -c 1 -m 1 --warmup 2000 "${lg[@]}"
     run_loadgen "$d" lg_list_c1m1     --method list   --requests "$d/requests.jsonl" --page-size 100 -c 1 -m 1 --warmup 200 "${lg[@]}"
+    run_loadgen "$d" lg_batch64_c4m4  --method batch  --batch-size 64 --requests "$d/requests.jsonl" --check-allowed -c 4 -m 4 --warmup 500 "${lg[@]}"
   fi
   grep -E 'VmHWM|VmRSS' "/proc/$SRV_PID/status" | tr -s ' \t' ' ' >"$d/server_mem.txt" || true
   stop_server

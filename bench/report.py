@@ -195,11 +195,21 @@ def main():
                              f" | {fmt(v.get('p90_us'))} | {fmt(v.get('p99_us'))} | {fmt(v.get('p999_us'))}"
                              f" | {fmt(per, 1)} | {fmt(lgp)} | {fmt(cpu.get('bg_cpu_pct'), 1)}"
                              f" | {fmt(v.get('errors'))} | {fmt(v.get('mismatches'))} |")
+            for name, v in lg:
+                if v and v.get("decisions_per_s"):
+                    lines.append(f"- {name}: {fmt(v['decisions_per_s'])} decisions/s in CheckBatch calls of"
+                                 f" {v.get('batch_size', 0):.0f} (its req/s are batches)")
             lines.append("")
         verify = kv_line(os.path.join(d, "verify.line"))
         if verify:
             lines.append(f"verified over gRPC: {int(verify['n'])} Check answers equal the requests file's"
                          f" `allowed` (mismatches {int(verify['mismatches'])}, errors {int(verify['errors'])})")
+        batch = kv_line(os.path.join(d, "verify_batch.line"))
+        if batch:
+            lines.append(f"verified over gRPC: {int(batch['n'])} CheckBatch calls of {int(batch['batch_size'])}"
+                         f" checks, every answer equal to the requests file's `allowed` (mismatches"
+                         f" {int(batch['mismatches'])}, errors {int(batch['errors'])})")
+        if verify or batch:
             lines.append("")
     if cerbos:
         lines.append(f"Cerbos summary line: `{open(os.path.join(work, 'cerbos_summary.txt')).read().strip()}`")

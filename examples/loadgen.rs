@@ -1,5 +1,5 @@
 //! A gRPC load generator for `rolecall serve`, with the generated tonic
-//! client: `rolecall.v1.Authz/Check`, `ListVisible`, or
+//! client: `rolecall.v1.Authz/Check`, `CheckBatch`, `ListVisible`, or
 //! `grpc.health.v1.Health/Check` (the transport floor: the same server's
 //! cheapest RPC under the same load).
 //!
@@ -18,7 +18,10 @@
 //! whichever comes first. Requests come round-robin from a JSONL file as
 //! written by `rolecall gen --requests-out` (`workspace`, `subject`,
 //! `action`, `resource` = "type:id", `allowed`); `--check-allowed` asserts
-//! that every Check answer equals the file's `allowed`.
+//! that every Check answer equals the file's `allowed`. `--method batch`
+//! sends the file's requests `--batch-size` at a time in CheckBatch calls
+//! (`--check-allowed` then checks every answer of every batch; the summary
+//! adds `decisions_per_s`).
 //!
 //! Every gRPC status is checked and counted by code; any error not allowed
 //! by `--allow-code`, any health answer other than SERVING, and any
@@ -81,6 +84,8 @@ use tonic_health::pb::HealthCheckRequest;
 enum Method {
     /// rolecall.v1.Authz/Check
     Check,
+    /// rolecall.v1.Authz/CheckBatch of --batch-size consecutive requests
+    Batch,
     /// rolecall.v1.Authz/ListVisible (first page; subject, workspace and
     /// resource type from the requests file, action `read`)
     List,
@@ -123,6 +128,9 @@ struct Args {
     /// --duration).
     #[arg(long, default_value_t = 20_000)]
     warmup: u64,
+    /// Checks per CheckBatch call.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
     /// Page size for ListVisible.
     #[arg(long, default_value_t = 100)]
     page_size: u32,
@@ -203,6 +211,8 @@ struct Line {
 #[derive(Debug, Clone)]
 enum Call {
     Check(pb::CheckRequest, Option<bool>),
+    /// The batch and each check's expected answer.
+    Batch(pb::CheckBatchRequest, Vec<Option<bool>>),
     List(pb::ListVisibleRequest),
     Health,
 }
@@ -214,7 +224,7 @@ fn read_calls(args: &Args) -> Result<Vec<Call>> {
     let path = args
         .requests
         .as_ref()
-        .ok_or_else(|| anyhow!("--requests FILE is required for --method check/list"))?;
+        .ok_or_else(|| anyhow!("--requests FILE is required for --method check/batch/list"))?;
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut calls = Vec::new();
@@ -227,7 +237,7 @@ fn read_calls(args: &Args) -> Result<Vec<Call>> {
         }
         let line: Line = serde_json::from_str(raw)
             .with_context(|| format!("{}:{}: bad request line", path.display(), i + 1))?;
-        if args.check_allowed && args.method == Method::Check && line.allowed.is_none() {
+        if args.check_allowed && checks_answers(args.method) && line.allowed.is_none() {
             bail!(
                 "{}:{}: --check-allowed but the line has no `allowed`",
                 path.display(),
@@ -243,7 +253,7 @@ fn read_calls(args: &Args) -> Result<Vec<Call>> {
             )
         })?;
         calls.push(match args.method {
-            Method::Check => Call::Check(
+            Method::Check | Method::Batch => Call::Check(
                 pb::CheckRequest {
                     workspace: line.workspace,
                     subject: line.subject,
@@ -272,7 +282,45 @@ fn read_calls(args: &Args) -> Result<Vec<Call>> {
     if calls.is_empty() {
         bail!("no requests in {}", path.display());
     }
+    if args.method == Method::Batch {
+        if args.batch_size == 0 {
+            bail!("--batch-size must be at least 1");
+        }
+        return Ok(calls.chunks(args.batch_size).map(batch).collect());
+    }
     Ok(calls)
+}
+
+/// Whether the method's answers are decisions `--check-allowed` compares.
+fn checks_answers(method: Method) -> bool {
+    matches!(method, Method::Check | Method::Batch)
+}
+
+/// One CheckBatch of Check calls.
+fn batch(checks: &[Call]) -> Call {
+    let (checks, expected) = checks
+        .iter()
+        .filter_map(|c| match c {
+            Call::Check(req, expect) => Some((req.clone(), *expect)),
+            _ => None,
+        })
+        .unzip();
+    Call::Batch(
+        pb::CheckBatchRequest {
+            checks,
+            consistency: None,
+        },
+        expected,
+    )
+}
+
+/// The checks a call makes.
+fn checks_of(call: &Call) -> &[pb::CheckRequest] {
+    match call {
+        Call::Check(req, _) => std::slice::from_ref(req),
+        Call::Batch(b, _) => &b.checks,
+        Call::List(_) | Call::Health => &[],
+    }
 }
 
 /// Resolves `addr` and refuses anything that is not loopback.
@@ -368,6 +416,21 @@ async fn worker(
                 if let Some(e) = expect {
                     if r.allowed != *e {
                         t.mismatches += 1;
+                    }
+                }
+                if let Ok(rev) = r.revision.parse::<u64>() {
+                    t.max_revision = t.max_revision.max(rev);
+                }
+            }),
+            Call::Batch(req, expect) => cl.authz.check_batch(req.clone()).await.map(|r| {
+                let r = r.get_ref();
+                if r.results.len() != expect.len() {
+                    t.mismatches += expect.len() as u64;
+                } else {
+                    for (answer, e) in r.results.iter().zip(expect) {
+                        if e.is_some_and(|e| answer.allowed != e) {
+                            t.mismatches += 1;
+                        }
                     }
                 }
                 if let Ok(rev) = r.revision.parse::<u64>() {
@@ -874,12 +937,11 @@ async fn run(args: Args) -> Result<bool> {
         // what the requests file names stays as it is, so its answers hold
         let exclude: HashSet<(String, String)> = calls
             .iter()
-            .filter_map(|c| match c {
-                Call::Check(r, _) => r
-                    .resource
+            .flat_map(checks_of)
+            .filter_map(|r| {
+                r.resource
                     .as_ref()
-                    .map(|res| (r.workspace.clone(), format!("{}:{}", res.r#type, res.id))),
-                Call::List(_) | Call::Health => None,
+                    .map(|res| (r.workspace.clone(), format!("{}:{}", res.r#type, res.id)))
             })
             .collect();
         let t0 = Instant::now();
@@ -915,6 +977,7 @@ async fn run(args: Args) -> Result<bool> {
     let limit = Duration::from_secs_f64(args.duration);
     let name = match args.method {
         Method::Check => "check",
+        Method::Batch => "batch",
         Method::List => "list",
         Method::Health => "health",
     };
@@ -982,7 +1045,7 @@ async fn run(args: Args) -> Result<bool> {
     // read-your-writes: a Check at_least the last acknowledged revision
     let mut ryw_ok = true;
     if let Some(a) = applied.as_ref().filter(|a| a.acked > 0) {
-        if let Some(Call::Check(req, _)) = calls.first() {
+        if let Some(req) = calls.first().and_then(|c| checks_of(c).first()) {
             let mut req = tonic::Request::new(pb::CheckRequest {
                 consistency: Some(pb::Consistency {
                     requirement: Some(pb::consistency::Requirement::AtLeast(
@@ -1045,6 +1108,18 @@ async fn run(args: Args) -> Result<bool> {
             t.list_ids as f64 / t.ok.max(1) as f64
         );
     }
+    let mut batch_kv = String::new();
+    if args.method == Method::Batch {
+        let decisions = t.ok as f64 * args.batch_size as f64 / secs.max(1e-9);
+        eprintln!(
+            "loadgen: {decisions:.0} decisions/s in batches of {}",
+            args.batch_size
+        );
+        batch_kv = format!(
+            " batch_size={} decisions_per_s={decisions:.0}",
+            args.batch_size
+        );
+    }
     let mut apply_kv = String::new();
     let mut apply_ok = true;
     if let Some(a) = &applied {
@@ -1094,7 +1169,7 @@ async fn run(args: Args) -> Result<bool> {
     let ok =
         unexpected == 0 && t.mismatches == 0 && t.not_serving == 0 && warm_bad == 0 && apply_ok;
     println!(
-        "loadgen method={name} conns={} streams={} n={done} secs={secs:.3} rps={rps:.0} p50_us={:.1} p90_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1} errors={} errors_by_code={} unexpected_errors={unexpected} mismatches={} not_serving={} warmup_calls={warm_calls} warmup_failures={warm_bad} checked_allowed={}{apply_kv} ok={ok}",
+        "loadgen method={name} conns={} streams={} n={done} secs={secs:.3} rps={rps:.0} p50_us={:.1} p90_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1} errors={} errors_by_code={} unexpected_errors={unexpected} mismatches={} not_serving={} warmup_calls={warm_calls} warmup_failures={warm_bad} checked_allowed={}{batch_kv}{apply_kv} ok={ok}",
         args.connections,
         args.streams,
         us(0.5),
@@ -1106,7 +1181,7 @@ async fn run(args: Args) -> Result<bool> {
         if errors_by_code.is_empty() { "-" } else { &errors_by_code },
         t.mismatches,
         t.not_serving,
-        args.check_allowed && args.method == Method::Check,
+        args.check_allowed && checks_answers(args.method),
     );
     Ok(ok)
 }
