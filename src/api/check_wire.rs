@@ -222,7 +222,7 @@ pub(super) fn requirement_in<'a>(
 }
 
 /// The protobuf wire types the inline reader accepts.
-pub(super) const VARINT: u64 = 0;
+const VARINT: u64 = 0;
 pub(super) const LEN: u64 = 2;
 
 /// A cursor over a message (or a nested one) inside the message's bytes;
