@@ -5,8 +5,9 @@
 //! (every update fsynced, compaction included), then for `--seconds`:
 //!
 //! - `--clients` Authz clients, each on its own TCP connection, send Check
-//!   (4 in 5) and ListVisible (1 in 5), paced to `--rps` in total. Every
-//!   Check is one of a fixed table whose answers the updates never touch:
+//!   (3 in 5), CheckBatch (1 in 5: the whole table below, in a rotated
+//!   order) and ListVisible (1 in 5), paced to `--rps` in total. Every
+//!   check is one of a fixed table whose answers the updates never touch:
 //!   an answer that differs from the first one is an error.
 //! - one Admin Apply stream sends `--applies-per-sec` deltas: delta `i` adds
 //!   `mini:soak-i` (label site-a) and removes `mini:soak-(i-KEEP)`, so the
@@ -16,7 +17,8 @@
 //! It samples the server's RSS (`/proc/PID/status`) and the latency of each
 //! RPC, and at the end checks that no acknowledged update was lost: every
 //! `soak-i` still meant to exist is in Export and allowed to u-admin at
-//! `at_least` the last acknowledged revision, and every removed one is gone.
+//! `at_least` the last acknowledged revision (one Check each, and again all
+//! in one CheckBatch), and every removed one is gone.
 //! It prints a report and exits non-zero on any unexpected error, lost
 //! update, watcher gap, or RSS growth over the stated margin.
 
@@ -85,6 +87,7 @@ const CHECKS: [(&str, &str, &str, &str); 8] = [
 #[derive(Default)]
 struct Stats {
     check: Option<Histogram<u64>>,
+    batch: Option<Histogram<u64>>,
     list: Option<Histogram<u64>>,
     apply: Option<Histogram<u64>>,
     errors: Vec<String>,
@@ -404,6 +407,34 @@ async fn main() {
                         Ok(_) => Stats::record(&mut s.list, d),
                         Err(e) => s.error(format!("ListVisible: {e}")),
                     }
+                } else if n % 5 == 1 {
+                    // The whole table, starting at a different check each time.
+                    let order: Vec<usize> =
+                        (0..CHECKS.len()).map(|j| (n + j) % CHECKS.len()).collect();
+                    let r = c
+                        .check_batch(pb::CheckBatchRequest {
+                            checks: order
+                                .iter()
+                                .map(|&i| check_request(CHECKS[i], None))
+                                .collect(),
+                            consistency: None,
+                        })
+                        .await;
+                    let d = t.elapsed();
+                    let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+                    match r {
+                        Ok(r) => {
+                            let got: Vec<bool> =
+                                r.get_ref().results.iter().map(|a| a.allowed).collect();
+                            let want: Vec<bool> = order.iter().map(|&i| expected[i]).collect();
+                            if got == want {
+                                Stats::record(&mut s.batch, d)
+                            } else {
+                                s.error(format!("CheckBatch {order:?}: {got:?}, expected {want:?}"))
+                            }
+                        }
+                        Err(e) => s.error(format!("CheckBatch: {e}")),
+                    }
                 } else {
                     let i = n % CHECKS.len();
                     let r = c.check(check_request(CHECKS[i], None)).await;
@@ -513,7 +544,8 @@ async fn main() {
             )),
         })
     };
-    for i in acked.saturating_sub(KEEP + 20)..acked {
+    let recent = acked.saturating_sub(KEEP + 20)..acked;
+    for i in recent.clone() {
         let id = format!("soak-{i}");
         let should_exist = i + KEEP >= acked;
         match c
@@ -527,6 +559,36 @@ async fn main() {
             )),
             Err(e) => lost.push(format!("{id}: {e}")),
         }
+    }
+    // The same, in one CheckBatch.
+    let ids: Vec<String> = recent.clone().map(|i| format!("soak-{i}")).collect();
+    let batch = c
+        .check_batch(pb::CheckBatchRequest {
+            checks: ids
+                .iter()
+                .map(|id| check_request(("u-admin", "read", "mini", id), None))
+                .collect(),
+            consistency: at_least(),
+        })
+        .await;
+    match batch {
+        Ok(r) if r.get_ref().results.len() == ids.len() => {
+            for (i, answer) in recent.zip(&r.get_ref().results) {
+                let should_exist = i + KEEP >= acked;
+                if answer.allowed != should_exist {
+                    lost.push(format!(
+                        "soak-{i} in a CheckBatch: allowed={} expected {should_exist}",
+                        answer.allowed
+                    ));
+                }
+            }
+        }
+        Ok(r) => lost.push(format!(
+            "a CheckBatch of {} answered {}",
+            ids.len(),
+            r.get_ref().results.len()
+        )),
+        Err(e) => lost.push(format!("CheckBatch at_least {last_revision}: {e}")),
     }
     let mut export_admin = admin.clone();
     let exported = export_admin
@@ -606,6 +668,13 @@ async fn main() {
         acked as f64 / elapsed
     );
     println!("{}", report("check latency", &s.check));
+    println!(
+        "{}",
+        report(
+            &format!("check_batch latency ({} checks)", CHECKS.len()),
+            &s.batch
+        )
+    );
     println!("{}", report("list_visible latency", &s.list));
     println!("{}", report("apply latency (durable ack)", &s.apply));
     println!(
