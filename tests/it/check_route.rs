@@ -66,12 +66,30 @@ async fn raw_call<R: Message + Default + Send + 'static>(
         .map(tonic::Response::into_inner)
 }
 
+const CHECK: &str = "/rolecall.v1.Authz/Check";
+const CHECK_BATCH: &str = "/rolecall.v1.Authz/CheckBatch";
+
 async fn raw_check(server: &TestServer, bytes: Vec<u8>) -> Result<pb::CheckResponse, Status> {
-    raw_call(server, "/rolecall.v1.Authz/Check", bytes).await
+    raw_call(server, CHECK, bytes).await
 }
 
 async fn raw_batch(server: &TestServer, bytes: Vec<u8>) -> Result<pb::CheckBatchResponse, Status> {
-    raw_call(server, "/rolecall.v1.Authz/CheckBatch", bytes).await
+    raw_call(server, CHECK_BATCH, bytes).await
+}
+
+/// Bytes that prost refuses as a `Request` get INTERNAL on `path`, with
+/// prost's own message.
+async fn refused_as_prost_refuses<Request: Message + Default + std::fmt::Debug>(
+    server: &TestServer,
+    path: &'static str,
+    bytes: Vec<u8>,
+) {
+    let prost_says = Request::decode(&bytes[..]).unwrap_err().to_string();
+    let status = raw_call::<pb::CheckResponse>(server, path, bytes)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Internal);
+    assert_eq!(status.message(), prost_says);
 }
 
 fn nurse_reads(id: &str) -> pb::CheckRequest {
@@ -128,12 +146,7 @@ async fn bytes_that_are_not_a_check_are_internal_as_prost_says() {
     let mut not_utf8 = plain.clone();
     not_utf8[2] = 0xff; // the first byte of the workspace
     for bytes in [truncated, not_utf8] {
-        let prost_says = pb::CheckRequest::decode(&bytes[..])
-            .unwrap_err()
-            .to_string();
-        let status = raw_check(&server, bytes).await.unwrap_err();
-        assert_eq!(status.code(), Code::Internal);
-        assert_eq!(status.message(), prost_says);
+        refused_as_prost_refuses::<pb::CheckRequest>(&server, CHECK, bytes).await;
     }
     // and the server goes on answering
     let again = raw_check(&server, plain).await.unwrap();
@@ -213,12 +226,7 @@ async fn bytes_that_are_not_a_batch_are_internal_as_prost_says() {
     let second = plain.windows(6).position(|w| w == b"delete").unwrap();
     not_utf8[second] = 0xff; // the second check's action
     for bytes in [truncated, not_utf8] {
-        let prost_says = pb::CheckBatchRequest::decode(&bytes[..])
-            .unwrap_err()
-            .to_string();
-        let status = raw_batch(&server, bytes).await.unwrap_err();
-        assert_eq!(status.code(), Code::Internal);
-        assert_eq!(status.message(), prost_says);
+        refused_as_prost_refuses::<pb::CheckBatchRequest>(&server, CHECK_BATCH, bytes).await;
     }
     let again = raw_batch(&server, plain).await.unwrap();
     assert_eq!(again.results.len(), 3);
