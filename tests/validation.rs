@@ -1006,6 +1006,55 @@ workspaces:
 }
 
 #[test]
+fn max_roles_per_user_counts_disabled_roles() {
+    // A disabled role is still held (SPEC 1.1: it stays so admins can
+    // reassign its users), so it counts toward the limit.
+    let e = rejected(
+        r#"
+workspaces:
+  - id: w
+    catalog: seats
+    roles: [{ id: old, grants: ["mini:read"], disabled: true }]
+    users:
+      - { id: u-a, bindings: [{ role: admin }, { role: old }] }
+      - { id: u-b, bindings: [{ role: admin }] }
+"#,
+    );
+    assert_eq!(e.problems.len(), 1, "{e}");
+    assert_names(&e, "max_roles_per_user", &["u-a", "old"]);
+}
+
+#[test]
+fn seats_count_users_with_an_enabled_seat_role_at_workspace_scope() {
+    let s = accepted(
+        r#"
+workspaces:
+  - id: w
+    catalog: seats
+    roles: [{ id: old, grants: ["mini:read"], seat: true, disabled: true }]
+    resources: [{ type: mini, id: m-1 }]
+    groups: [{ id: g-members, members: [u-g], bindings: [{ role: member }] }]
+    users:
+      - { id: u-a, bindings: [{ role: admin }] }
+      - { id: u-m, bindings: [{ role: member }] }
+      - { id: u-s, status: suspended, bindings: [{ role: member }] }
+      - { id: u-g }
+      - { id: u-v, bindings: [{ role: viewer }] }
+      - id: u-r
+        bindings: [{ role: viewer }, { role: member, scope: "resource:mini:m-1" }]
+      - { id: u-d, bindings: [{ role: old }] }
+"#,
+    );
+    // Admin, member, the suspended member (SPEC 1.4 names no status) and
+    // the member through a group; not the viewers, not a member at resource
+    // scope, not the holder of a disabled seat role.
+    let Some(w) = s.workspace("w") else {
+        panic!("no workspace w")
+    };
+    assert_eq!(w.seats_in_use(), 4);
+}
+
+#[test]
 fn max_roles_per_user_in_other_catalogs() {
     let e = rejected(
         r#"

@@ -601,9 +601,9 @@ impl Validator {
             for u in 0..n {
                 let mut distinct: Vec<u32> = ws
                     .bindings_of(u)
-                    .filter(|(b, _)| {
-                        b.scope == Scope::Workspace && !ws.roles[b.role as usize].disabled
-                    })
+                    // A disabled role is still held (SPEC 1.1: it stays so
+                    // admins can reassign its users), so it counts.
+                    .filter(|(b, _)| b.scope == Scope::Workspace)
                     .map(|(b, _)| b.role)
                     .collect();
                 distinct.sort_unstable();

@@ -920,16 +920,16 @@ impl Workspace {
             }))
     }
 
-    /// Users who consume a seat (SPEC 1.4): active users with an enabled seat
-    /// role at workspace scope. A suspended user frees their seat.
+    /// Users who consume a seat (SPEC 1.4): those with an enabled seat role
+    /// at workspace scope, directly or through a group. The rule names no
+    /// status, so a suspended user keeps their seat until their role goes.
     pub fn seats_in_use(&self) -> usize {
         (0..self.users.len() as UserIdx)
             .filter(|&u| {
-                self.users[u as usize].active
-                    && self.bindings_of(u).any(|(b, _)| {
-                        let r = &self.roles[b.role as usize];
-                        b.scope == Scope::Workspace && r.seat && !r.disabled
-                    })
+                self.bindings_of(u).any(|(b, _)| {
+                    let r = &self.roles[b.role as usize];
+                    b.scope == Scope::Workspace && r.seat && !r.disabled
+                })
             })
             .count()
     }

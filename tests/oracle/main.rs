@@ -461,7 +461,7 @@ fn policy_oracle(ws: &WorkspaceSpec) -> (bool, Vec<String>) {
             let mut roles: Vec<String> = o
                 .bindings_of(&u.id)
                 .into_iter()
-                .filter(|(r, s, _)| at_workspace(s) && enabled(r))
+                .filter(|(_, s, _)| at_workspace(s))
                 .map(|(r, _, _)| r)
                 .collect();
             roles.sort();
