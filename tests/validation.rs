@@ -1249,6 +1249,24 @@ fn unknown_fields_at_every_level() {
 }
 
 #[test]
+fn flow_style_yaml_is_read_as_yaml() {
+    let flow = "{ workspaces: [ { id: w, catalog: none, labels: [a, b] } ] }";
+    for origin in ["flow.yaml", "flow"] {
+        let spec: SnapshotSpec = match from_text(flow, origin) {
+            Ok(s) => s,
+            Err(e) => panic!("{origin}: {e}"),
+        };
+        assert_eq!(spec.workspaces[0].id, "w");
+    }
+    // Its errors are YAML's, about the field, not JSON's about the quotes.
+    let e = parse_error("{ workspaces: [ { id: w, colour: blue } ] }", "f.yaml");
+    assert_names(&e, "unknown field", &["colour", "f.yaml:1:"]);
+    // A `.json` file is held to JSON.
+    let e = parse_error(flow, "flow.json");
+    assert_names(&e, "syntax", &["flow.json:1:3"]);
+}
+
+#[test]
 fn parse_errors_carry_line_and_column() {
     let yaml = "workspaces:\n  - id: w\n    users: [ { id: u-1 }\n  - id: v\n";
     let e = parse_error(yaml, "bad.yaml");

@@ -1,5 +1,6 @@
 //! Reading snapshot files: YAML or JSON (JSON is read as JSON so its errors
-//! carry JSON positions), unknown fields rejected, errors with line and column.
+//! carry JSON positions; flow-style YAML is read as YAML), unknown fields
+//! rejected, errors with line and column.
 
 mod stored;
 
@@ -14,23 +15,68 @@ pub(crate) use stored::ResourceList;
 pub use stored::StoredSnapshot;
 
 /// Parses YAML or JSON text into `T`, naming the line and column of an error.
+///
+/// A `.json` file is read as JSON. Other text that opens with `{` or `[` is
+/// read as JSON first too, so JSON's errors carry JSON's positions; but YAML
+/// written in flow style opens the same way, so when the JSON reader finds
+/// a syntax error such text is read again as YAML, and of two failures the
+/// one found further into the text is reported: that reader understood
+/// more of it.
 pub fn from_text<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, InvalidSnapshot> {
-    let looks_json = text.trim_start().starts_with('{') || text.trim_start().starts_with('[');
-    let result = if looks_json {
-        serde_json::from_str(text).map_err(|e| {
-            let place = format!("{origin}:{}:{}", e.line(), e.column());
-            problem(place, e.to_string())
+    let opening = text.trim_start();
+    let looks_json = opening.starts_with('{') || opening.starts_with('[');
+    let result = if origin.ends_with(".json") {
+        from_json(text)
+    } else if looks_json {
+        from_json(text).or_else(|json| {
+            if !json.retry_as_yaml {
+                return Err(json);
+            }
+            from_yaml(text).map_err(|yaml| if yaml.place > json.place { yaml } else { json })
         })
     } else {
-        serde_norway::from_str(text).map_err(|e| {
-            let place = match e.location() {
-                Some(l) => format!("{origin}:{}:{}", l.line(), l.column()),
-                None => origin.to_string(),
-            };
-            problem(place, e.to_string())
-        })
+        from_yaml(text)
     };
-    result.map_err(|p| InvalidSnapshot { problems: vec![p] })
+    result.map_err(|e| InvalidSnapshot {
+        problems: vec![e.problem(origin)],
+    })
+}
+
+/// A parser's error and where it stopped (line and column, 1-based; `None`
+/// when the parser does not say).
+struct ParseError {
+    place: Option<(usize, usize)>,
+    message: String,
+    /// Whether the text may be YAML that the JSON reader could not read.
+    retry_as_yaml: bool,
+}
+
+impl ParseError {
+    fn problem(self, origin: &str) -> Problem {
+        let place = match self.place {
+            Some((line, column)) => format!("{origin}:{line}:{column}"),
+            None => origin.to_string(),
+        };
+        problem(place, self.message)
+    }
+}
+
+fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, ParseError> {
+    serde_json::from_str(text).map_err(|e| ParseError {
+        place: Some((e.line(), e.column())),
+        // Not a cut file (end of input) nor a wrong field: flow-style YAML
+        // fails JSON's syntax.
+        retry_as_yaml: e.is_syntax(),
+        message: e.to_string(),
+    })
+}
+
+fn from_yaml<T: DeserializeOwned>(text: &str) -> Result<T, ParseError> {
+    serde_norway::from_str(text).map_err(|e| ParseError {
+        place: e.location().map(|l| (l.line(), l.column())),
+        retry_as_yaml: false,
+        message: e.to_string(),
+    })
 }
 
 fn problem(place: String, message: String) -> Problem {
