@@ -18,6 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&fds),
     )?;
     tonic_prost_build::configure()
+        // prost's codec, but a malformed request is INVALID_ARGUMENT.
+        .codec_path("crate::api::codec::ProstCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

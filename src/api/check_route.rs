@@ -21,6 +21,7 @@ use tonic_prost::ProstEncoder;
 use super::authz::{AuthzService, CheckFuture};
 use super::batch_wire::CheckBatchWire;
 use super::check_wire::CheckWire;
+use super::codec::malformed;
 use crate::pb;
 use crate::pb::authz_server::AuthzServer;
 
@@ -179,9 +180,7 @@ impl<R: WireRequest> Decoder for WireCodec<R> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<R>, Status> {
-        // The same status tonic-prost gives a message prost cannot decode.
-        R::read(buf, self.max_checks)
-            .map(Some)
-            .map_err(|e| Status::internal(e.to_string()))
+        // The same status as every other route's (codec.rs).
+        R::read(buf, self.max_checks).map(Some).map_err(malformed)
     }
 }

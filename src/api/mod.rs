@@ -5,7 +5,8 @@
 //! control plane over the write path (`store::apply`), behind [`auth`].
 //! Check's requests are read off the wire by [`check_wire`] (no allocation),
 //! CheckBatch's by [`batch_wire`] (one buffer per batch), on the routes
-//! [`check_route`] adds to the generated server.
+//! [`check_route`] adds to the generated server. Every route's malformed
+//! message is INVALID_ARGUMENT ([`codec`]).
 
 pub mod admin;
 pub mod auth;
@@ -13,6 +14,7 @@ pub mod authz;
 pub mod batch_wire;
 pub mod check_route;
 pub mod check_wire;
+pub mod codec;
 pub mod convert;
 pub mod page_token;
 pub mod status;

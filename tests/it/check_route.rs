@@ -2,7 +2,9 @@
 //! (`api::check_wire`, `api::batch_wire`); these send them bytes the
 //! generated client never would, over real gRPC, and expect what prost's
 //! decoding would give: the same answer for the same request in any valid
-//! encoding, and INTERNAL for bytes that are not one.
+//! encoding, and for bytes that are not one INVALID_ARGUMENT (SPEC 5: a
+//! malformed request) with prost's message, which names the field. The
+//! generated routes (ListVisible here) answer such bytes the same way.
 
 #![allow(clippy::unwrap_used)]
 
@@ -68,6 +70,7 @@ async fn raw_call<R: Message + Default + Send + 'static>(
 
 const CHECK: &str = "/rolecall.v1.Authz/Check";
 const CHECK_BATCH: &str = "/rolecall.v1.Authz/CheckBatch";
+const LIST_VISIBLE: &str = "/rolecall.v1.Authz/ListVisible";
 
 async fn raw_check(server: &TestServer, bytes: Vec<u8>) -> Result<pb::CheckResponse, Status> {
     raw_call(server, CHECK, bytes).await
@@ -77,8 +80,8 @@ async fn raw_batch(server: &TestServer, bytes: Vec<u8>) -> Result<pb::CheckBatch
     raw_call(server, CHECK_BATCH, bytes).await
 }
 
-/// Bytes that prost refuses as a `Request` get INTERNAL on `path`, with
-/// prost's own message.
+/// Bytes that prost refuses as a `Request` get INVALID_ARGUMENT on `path`,
+/// with prost's own message.
 async fn refused_as_prost_refuses<Request: Message + Default + std::fmt::Debug>(
     server: &TestServer,
     path: &'static str,
@@ -88,7 +91,7 @@ async fn refused_as_prost_refuses<Request: Message + Default + std::fmt::Debug>(
     let status = raw_call::<pb::CheckResponse>(server, path, bytes)
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::Internal);
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert_eq!(status.message(), prost_says);
 }
 
@@ -139,7 +142,7 @@ async fn a_check_in_any_valid_encoding_gets_the_same_answer() {
 }
 
 #[tokio::test]
-async fn bytes_that_are_not_a_check_are_internal_as_prost_says() {
+async fn bytes_that_are_not_a_check_are_invalid_argument_as_prost_says() {
     let server = TestServer::demo().await;
     let plain = nurse_reads("r-rose-1").encode_to_vec();
     let truncated = plain[..plain.len() - 3].to_vec();
@@ -151,6 +154,26 @@ async fn bytes_that_are_not_a_check_are_internal_as_prost_says() {
     // and the server goes on answering
     let again = raw_check(&server, plain).await.unwrap();
     assert!(again.allowed);
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_a_list_request_are_invalid_argument_as_prost_says() {
+    let server = TestServer::demo().await;
+    let plain = pb::ListVisibleRequest {
+        workspace: "sunrise-care".into(),
+        subject: "u-nurse".into(),
+        resource_type: "record".into(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let truncated = plain[..plain.len() - 3].to_vec();
+    let mut not_utf8 = plain.clone();
+    not_utf8[2] = 0xff; // the first byte of the workspace
+    for bytes in [truncated, not_utf8] {
+        refused_as_prost_refuses::<pb::ListVisibleRequest>(&server, LIST_VISIBLE, bytes).await;
+    }
+    let again: pb::ListVisibleResponse = raw_call(&server, LIST_VISIBLE, plain).await.unwrap();
+    assert!(again.ids.contains(&"r-rose-1".to_string()), "{again:?}");
 }
 
 /// Three checks of the demo model, the second denied.
