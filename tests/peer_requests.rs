@@ -65,7 +65,9 @@ fn engine(snap: &Snapshot, r: &Line) -> Result<(bool, String), String> {
         .perm("action", &ws.model.schema.ty(t).name, &r.action)
         .map_err(|e| e.to_string())?;
     let allowed = ws.decide(&r.subject, perm, &resolved).allowed();
-    let why = ws.explain(&r.subject, &r.action, perm, &resolved).message;
+    let why = ws
+        .explain(&r.subject, &r.action, perm, &q, &resolved)
+        .message;
     Ok((allowed, why))
 }
 

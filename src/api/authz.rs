@@ -309,7 +309,7 @@ fn answer_check(v: &Versioned, q: &CheckQuery<'_>) -> Result<pb::CheckResponse, 
     let perm = ws.perm_of(t, q.action)?;
     let revision = v.revision_text().to_owned();
     if q.explain {
-        let e = ws.explain(q.subject, q.action, perm, &target);
+        let e = ws.explain(q.subject, q.action, perm, &q.resource, &target);
         Ok(convert::check_response(
             e.decision.allowed(),
             revision,

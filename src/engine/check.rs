@@ -222,6 +222,36 @@ impl CompiledWorkspace {
 
     /// Rule 2: the action's feature, if any, is enabled.
     #[inline]
+    /// The name of the feature `perm` of `type_` belongs to, if any.
+    fn feature_of(&self, type_: TypeId, perm: PermId) -> Option<&str> {
+        let schema = &self.model.schema;
+        let ty = schema.ty(type_);
+        let f = ty.actions[(perm - ty.first_perm) as usize].feature?;
+        Some(schema.features[f as usize].as_str())
+    }
+
+    /// What a query names that was not found: the resource, or the parent
+    /// named for a new one (as `type:id`, however the request wrote it).
+    fn missing(&self, query: &ResourceQuery<'_>) -> String {
+        let schema = &self.model.schema;
+        match *query {
+            ResourceQuery::Existing { type_, id } => format!("{type_}:{id}"),
+            ResourceQuery::New { type_, parent, .. } => {
+                let parent = parent.unwrap_or_default();
+                let parent_type = schema
+                    .type_id(type_)
+                    .and_then(|t| schema.ty(t).parent)
+                    .map(|pt| schema.ty(pt).name.as_str());
+                match parent_type {
+                    Some(pt) if !parent.contains(':') => {
+                        format!("the parent {pt}:{parent} named for a new {type_}")
+                    }
+                    _ => format!("the parent {parent} named for a new {type_}"),
+                }
+            }
+        }
+    }
+
     pub(crate) fn feature_on(&self, type_: TypeId, perm: PermId) -> bool {
         let ty = self.model.schema.ty(type_);
         let a = (perm - ty.first_perm) as usize;
@@ -320,12 +350,14 @@ impl CompiledWorkspace {
         out
     }
 
-    /// The decision with its reasons in words.
+    /// The decision with its reasons in words; `query` is what `target`
+    /// was resolved from, so a missing resource can be named.
     pub fn explain(
         &self,
         subject: &str,
         action: &str,
         perm: PermId,
+        query: &ResourceQuery<'_>,
         target: &Resolved,
     ) -> Explanation {
         let decision = self.decide(subject, perm, target);
@@ -367,8 +399,11 @@ impl CompiledWorkspace {
             Reason::Granted => format!("{subject} may {action} {what}: granted by {}", via(&granted_by)),
             Reason::UnknownSubject => format!("{subject} is not a user of workspace {}", ws.id),
             Reason::Suspended => format!("{subject} is suspended and is denied everything"),
-            Reason::UnknownResource => "the resource (or the parent named for a new one) does not exist".to_string(),
-            Reason::FeatureDisabled => format!("action {action} belongs to a feature that is switched off in workspace {}", ws.id),
+            Reason::UnknownResource => format!("{} does not exist in workspace {}", self.missing(query), ws.id),
+            Reason::FeatureDisabled => match t.and_then(|t| self.feature_of(t.type_, perm)) {
+                Some(f) => format!("action {action} on {what} belongs to feature {f}, which is switched off in workspace {}", ws.id),
+                None => format!("action {action} belongs to a feature that is switched off in workspace {}", ws.id),
+            },
             Reason::NoGrant => format!("no binding of {subject} grants {action} on {what}"),
             Reason::NoReach => match &reach_through {
                 Some(p) => format!(
@@ -574,7 +609,7 @@ workspaces:
                 Ok(x) => x,
                 Err(e) => panic!("{e}"),
             };
-            cw.explain(subject, action, perm, &target)
+            cw.explain(subject, action, perm, &q, &target)
         };
         let e = explain("u-admin", "read", "record:r-1");
         assert!(e.decision.allowed());
@@ -595,5 +630,53 @@ workspaces:
 
         let e = explain("u-admin", "read", "mini:m-1");
         assert_eq!(e.reach_through, None);
+    }
+
+    #[test]
+    fn explanations_name_what_is_missing_and_the_feature_switched_off() {
+        let cw = crate::engine::compiled_w(
+            r#"
+workspaces:
+  - id: w
+    catalog: none
+    features: []
+    types:
+      - { name: manual, actions: [read], feature: manuals }
+      - { name: page, parent: manual, actions: [read] }
+    roles: [{ id: reader, grants: ["manual:read", "page:read"] }]
+    users: [{ id: u-r, bindings: [{ role: reader }] }]
+    resources: [{ type: manual, id: m-1 }]
+"#,
+        );
+        let explain = |q: ResourceQuery<'_>| {
+            let (t, target) = cw.resolve(&q).unwrap_or_else(|e| panic!("{e}"));
+            let perm = cw.perm_of(t, "read").unwrap_or_else(|e| panic!("{e}"));
+            cw.explain("u-r", "read", perm, &q, &target)
+        };
+        let e = explain(existing("manual:m-1"));
+        assert_eq!(e.decision.reason, Reason::FeatureDisabled);
+        assert!(
+            e.message.contains("manual:m-1 belongs to feature manuals"),
+            "{}",
+            e.message
+        );
+
+        let e = explain(existing("manual:m-ghost"));
+        assert_eq!(e.decision.reason, Reason::UnknownResource);
+        assert_eq!(e.message, "manual:m-ghost does not exist in workspace w");
+
+        // A new page under a missing manual, its parent written either way.
+        for parent in ["m-ghost", "manual:m-ghost"] {
+            let e = explain(ResourceQuery::New {
+                type_: "page",
+                parent: Some(parent),
+                labels: &[],
+            });
+            assert_eq!(e.decision.reason, Reason::UnknownResource);
+            assert_eq!(
+                e.message,
+                "the parent manual:m-ghost named for a new page does not exist in workspace w"
+            );
+        }
     }
 }

@@ -134,6 +134,9 @@ fn oracle_new(o: &Oracle<'_>, n: &strategy::NewResource) -> Option<Res> {
 struct Target<'a> {
     /// How failures name it.
     what: &'a str,
+    query: &'a ResourceQuery<'a>,
+    /// How the explanation of an unknown resource must name it.
+    missing: String,
     resolved: &'a Resolved,
     x: Option<&'a Res>,
 }
@@ -147,7 +150,13 @@ fn compare_check(
     perm: u32,
     target: &Target<'_>,
 ) -> Result<(), TestCaseError> {
-    let Target { what, resolved, x } = *target;
+    let Target {
+        what,
+        query,
+        resolved,
+        x,
+        ..
+    } = *target;
     let d = cw.decide(subject, perm, resolved);
     let v = o.verdict(subject, action, x);
     let want = o.allowed(subject, action, x);
@@ -171,9 +180,17 @@ fn compare_check(
         d.reason,
         v
     );
-    let e = cw.explain(subject, action, perm, resolved);
+    let e = cw.explain(subject, action, perm, query, resolved);
     prop_assert_eq!(e.decision, d, "explain disagrees with decide on {}", what);
     prop_assert!(!e.message.is_empty());
+    if d.reason == Reason::UnknownResource {
+        prop_assert!(
+            e.message.contains(&target.missing),
+            "the explanation \"{}\" does not name \"{}\"",
+            e.message,
+            target.missing
+        );
+    }
     // The parent whose `read` decides reach, for types that have one.
     let want_reach = x
         .filter(|x| o.parent_type(&x.ty).is_some())
@@ -224,8 +241,9 @@ fn checks_agree_on(cw: &CompiledWorkspace, b: &Built) -> Result<(), TestCaseErro
         let o = Oracle::new(&b.spec);
         let subjects = subjects_of(&b.spec);
         for (t, id, x) in all_targets(&o) {
+            let q = ResourceQuery::Existing { type_: &t, id: &id };
             let (_, resolved) = cw
-                .resolve(&ResourceQuery::Existing { type_: &t, id: &id })
+                .resolve(&q)
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(matches!(resolved, Resolved::Missing), x.is_none());
             for a in o.actions(&t) {
@@ -234,6 +252,8 @@ fn checks_agree_on(cw: &CompiledWorkspace, b: &Built) -> Result<(), TestCaseErro
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 let target = Target {
                     what: &format!("{t}:{id}"),
+                    query: &q,
+                    missing: format!("{t}:{id} does not exist"),
                     resolved: &resolved,
                     x: x.as_ref(),
                 };
@@ -259,6 +279,14 @@ fn checks_agree_on(cw: &CompiledWorkspace, b: &Built) -> Result<(), TestCaseErro
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 let target = Target {
                     what: &format!("{n:?}"),
+                    query: &q,
+                    missing: match &n.parent {
+                        Some(p) => {
+                            let (pt, pid) = o.parent_key(&n.ty, p);
+                            format!("the parent {pt}:{pid} named for a new {}", n.ty)
+                        }
+                        None => String::new(),
+                    },
                     resolved: &resolved,
                     x: x.as_ref(),
                 };
