@@ -103,32 +103,12 @@ impl CompiledWorkspace {
                         field: "resource.type",
                         type_: type_.to_string(),
                     })?;
-                let parent = match (schema.ty(t).parent, parent) {
-                    (_, None) => None,
-                    (None, Some(p)) => {
-                        return Err(RequestError::Malformed {
-                            field: "resource.parent",
-                            message: format!(
-                            "type \"{type_}\" has no parent type, so \"{p}\" cannot be its parent"
-                        ),
-                        })
-                    }
-                    (Some(pt), Some(p)) => {
-                        let pname = schema.ty(pt).name.as_str();
-                        let (ptype, pid) = p.split_once(':').unwrap_or((pname, p));
-                        if ptype != pname {
-                            return Err(RequestError::Malformed {
-                                field: "resource.parent",
-                                message: format!(
-                                    "the parent of a \"{type_}\" is a \"{pname}\", not \"{p}\""
-                                ),
-                            });
-                        }
-                        match res.find(pt, pid) {
-                            Some(r) => Some(r),
-                            None => return Ok((t, Resolved::Missing)),
-                        }
-                    }
+                let parent = match parent {
+                    None => None,
+                    Some(p) => match self.parent_named("resource.parent", t, p)? {
+                        Some(r) => Some(r),
+                        None => return Ok((t, Resolved::Missing)),
+                    },
                 };
                 // A label the workspace does not declare cannot be bound, so
                 // it can grant nothing: leaving it out changes no decision.
@@ -149,6 +129,37 @@ impl CompiledWorkspace {
                 ))
             }
         }
+    }
+
+    /// The resource a request names as the parent of a `t` (`type:id`, or
+    /// a bare id of `t`'s parent type); `None` when there is no such
+    /// resource. A parent on a type without parent type, or of another type
+    /// than `t`'s parent type, is a malformed request naming `field`.
+    pub fn parent_named(
+        &self,
+        field: &'static str,
+        t: TypeId,
+        p: &str,
+    ) -> Result<Option<ResIdx>, RequestError> {
+        let schema = &self.model.schema;
+        let type_ = schema.ty(t).name.as_str();
+        let Some(pt) = schema.ty(t).parent else {
+            return Err(RequestError::Malformed {
+                field,
+                message: format!(
+                    "type \"{type_}\" has no parent type, so \"{p}\" cannot be its parent"
+                ),
+            });
+        };
+        let pname = schema.ty(pt).name.as_str();
+        let (ptype, pid) = p.split_once(':').unwrap_or((pname, p));
+        if ptype != pname {
+            return Err(RequestError::Malformed {
+                field,
+                message: format!("the parent of a \"{type_}\" is a \"{pname}\", not \"{p}\""),
+            });
+        }
+        Ok(self.model.resources.find(pt, pid))
     }
 
     /// The decision for `subject` doing `perm` to `target`. No allocation.

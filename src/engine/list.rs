@@ -71,25 +71,11 @@ impl CompiledWorkspace {
         let (t, perm) = self.perm("resource_type", type_, action)?;
         let parent = match parent {
             None => None,
-            Some(p) => {
-                let (pt, pid) = p.split_once(':').ok_or_else(|| RequestError::Malformed {
-                    field: "parent",
-                    message: format!("\"{p}\" must be written type:id"),
-                })?;
-                let ptid =
-                    self.model
-                        .schema
-                        .type_id(pt)
-                        .ok_or_else(|| RequestError::UnknownType {
-                            field: "parent",
-                            type_: pt.to_string(),
-                        })?;
-                match self.model.resources.find(ptid, pid) {
-                    Some(r) => Some(r),
-                    // Nothing lies below a resource that does not exist.
-                    None => return Ok(Page::default()),
-                }
-            }
+            Some(p) => match self.parent_named("parent", t, p)? {
+                Some(r) => Some(r),
+                // Nothing lies below a resource that does not exist.
+                None => return Ok(Page::default()),
+            },
         };
         let Some(u) = self.index.user(subject) else {
             return Ok(Page::default());
@@ -385,6 +371,18 @@ workspaces:
     }
 
     #[test]
+    fn a_parent_may_be_a_bare_id_of_the_parent_type() {
+        let cw = workspace();
+        let by_key = list(&cw, "u-admin", Some("mini:m-1"), None, 10);
+        assert_eq!(by_key.items, ["a", "c", "e"]);
+        assert_eq!(list(&cw, "u-admin", Some("m-1"), None, 10), by_key);
+        // Nothing lies below a parent that does not exist.
+        assert!(list(&cw, "u-admin", Some("m-ghost"), None, 10)
+            .items
+            .is_empty());
+    }
+
+    #[test]
     fn pages_resume_after_the_cursor() {
         let cw = workspace();
         let p = list(&cw, "u-admin", None, None, 2);
@@ -430,20 +428,26 @@ workspaces:
     #[test]
     fn malformed_lists_are_errors() {
         let cw = workspace();
-        assert!(matches!(
-            cw.list_visible("u-admin", "record", "read", Some("m-1"), None, 10),
-            Err(RequestError::Malformed {
-                field: "parent",
-                ..
-            })
-        ));
-        assert!(matches!(
-            cw.list_visible("u-admin", "record", "read", Some("gadget:g"), None, 10),
-            Err(RequestError::UnknownType {
-                field: "parent",
-                ..
-            })
-        ));
+        // A parent is named as a check names one: a parent of another type
+        // than the listed type's parent type, or any parent of a type that
+        // has none, is malformed, not an empty list.
+        for (type_, parent) in [
+            ("record", "gadget:g"),
+            ("record", "record:a"),
+            ("mini", "mini:m-1"),
+            ("mini", "m-1"),
+        ] {
+            assert!(
+                matches!(
+                    cw.list_visible("u-admin", type_, "read", Some(parent), None, 10),
+                    Err(RequestError::Malformed {
+                        field: "parent",
+                        ..
+                    })
+                ),
+                "{type_} under {parent}"
+            );
+        }
         assert!(matches!(
             cw.list_visible("u-admin", "gadget", "read", None, None, 10),
             Err(RequestError::UnknownType { .. })

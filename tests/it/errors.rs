@@ -125,7 +125,7 @@ async fn malformed_requests_are_invalid_argument_naming_the_field() {
         "action",
     );
     assert_status(
-        c.list_visible(list("record", "", "m-rose")).await,
+        c.list_visible(list("record", "", "record:r-rose-1")).await,
         Code::InvalidArgument,
         "parent",
     );

@@ -12,7 +12,9 @@ mod strategy;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 
-use rolecall::engine::{CompiledWorkspace, Reason, Resolved, ResourceQuery, Snapshot};
+use rolecall::engine::{
+    CompiledWorkspace, Reason, RequestError, Resolved, ResourceQuery, Snapshot,
+};
 use rolecall::model::spec::{CatalogName, PolicySpec, SnapshotSpec, UserStatus, WorkspaceSpec};
 
 use reference::{GrantingBinding, Oracle, Res, Verdict};
@@ -351,15 +353,36 @@ fn lists_agree_on(cw: &CompiledWorkspace, spec: &WorkspaceSpec) -> Result<(), Te
         let o = Oracle::new(&b.spec);
         let subjects = subjects_of(&b.spec);
         for t in o.type_names() {
-            // No parent; each possible parent; one that does not exist; and
-            // a resource of another type (which has no children of type t).
+            // No parent; each possible parent; one that does not exist.
             let mut parents: Vec<Option<(String, String)>> = vec![None];
             if let Some(pt) = o.parent_type(&t) {
                 for p in o.all_of_type(&pt) {
                     parents.push(Some((pt.clone(), p.id.unwrap_or_default())));
                 }
                 parents.push(Some((pt.clone(), "no-such-parent".to_string())));
-                parents.push(Some(("workspace".to_string(), b.spec.id.clone())));
+            }
+            // A parent of another type than t's parent type (the workspace,
+            // unless that is t's parent type) is a malformed request.
+            let first_action = o.actions(&t).into_iter().next();
+            if let (Some(a), false) = (
+                first_action,
+                o.parent_type(&t).as_deref() == Some("workspace"),
+            ) {
+                let other = format!("workspace:{}", b.spec.id);
+                let got = cw.list_visible("anyone", &t, &a, Some(&other), None, 10);
+                prop_assert!(
+                    matches!(
+                        got,
+                        Err(RequestError::Malformed {
+                            field: "parent",
+                            ..
+                        })
+                    ),
+                    "list {} under {}: {:?}",
+                    t,
+                    other,
+                    got
+                );
             }
             for a in o.actions(&t) {
                 for parent in &parents {
