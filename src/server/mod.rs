@@ -543,7 +543,8 @@ fn start_model(args: &ServeArgs, store: &Arc<Store>) -> Result<Applier, ServeErr
         );
     }
     let build = |s: &StoredSnapshot| validate_stored(s).map(Snapshot::from_workspaces);
-    let restored = restore_with(&recovered, build).map_err(|source| ServeError::Restore {
+    let keep = store.retention().revisions;
+    let restored = restore_with(&recovered, keep, build).map_err(|source| ServeError::Restore {
         dir: dir.clone(),
         source,
     })?;
@@ -557,6 +558,9 @@ fn start_model(args: &ServeArgs, store: &Arc<Store>) -> Result<Applier, ServeErr
                 info!(snapshot = %path.display(), "the state dir holds a model: the bootstrap snapshot is not read");
             }
             let workspaces = r.snapshot.workspaces().len();
+            for (earlier, snapshot) in r.earlier {
+                store.restore(earlier, snapshot).map_err(in_place)?;
+            }
             let revision = store.restore(r.revision, r.snapshot).map_err(in_place)?;
             info!(
                 revision,

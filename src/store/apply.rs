@@ -530,6 +530,10 @@ pub struct Restored {
     /// The last durable revision: the one to serve.
     pub revision: u64,
     pub snapshot: Snapshot,
+    /// Revisions before it, as rebuilt on the way, oldest first, for
+    /// `exact` reads and page tokens across a restart: at most `keep - 1`,
+    /// and none from before the state dir's snapshot (compaction).
+    pub earlier: Vec<(u64, Snapshot)>,
     /// Events for Watch: the oldest revision still answerable, and the
     /// replayed updates'.
     pub events: Events,
@@ -542,14 +546,16 @@ pub struct Restored {
 /// `expected_revision`, which was checked when it was accepted). `None`
 /// for an empty state dir. An update that no longer applies is a hard error:
 /// the sidecar never serves a model other than the acknowledged one.
-pub fn restore(recovered: &Recovered) -> Result<Option<Restored>, RecoverError> {
-    restore_with(recovered, Snapshot::from_spec)
+/// The last `keep` revisions rebuilt are returned (at least the last).
+pub fn restore(recovered: &Recovered, keep: usize) -> Result<Option<Restored>, RecoverError> {
+    restore_with(recovered, keep, Snapshot::from_spec)
 }
 
 /// [`restore`] for a state dir opened with [`StateDir::open_as`]: `build`
 /// validates and indexes its snapshot.
 pub fn restore_with<S>(
     recovered: &Recovered<S>,
+    keep: usize,
     build: impl FnOnce(&S) -> Result<Snapshot, InvalidSnapshot>,
 ) -> Result<Option<Restored>, RecoverError> {
     if recovered.snapshot.is_none() && recovered.updates.is_empty() {
@@ -567,7 +573,17 @@ pub fn restore_with<S>(
     };
     let events = Events::new(WATCH_BUFFER, base.max(1));
     let mut revision = base;
+    // A snapshot shares every workspace an update did not rebuild, so
+    // keeping a few costs what the running store's history costs.
+    let mut earlier = VecDeque::new();
+    let keep_earlier = keep.saturating_sub(1);
     for (r, update) in &recovered.updates {
+        if keep_earlier > 0 && revision > 0 {
+            if earlier.len() == keep_earlier {
+                earlier.pop_front();
+            }
+            earlier.push_back((revision, snapshot.clone()));
+        }
         let written = snapshot
             .apply(update)
             .map_err(|source| RecoverError::Replay {
@@ -584,6 +600,7 @@ pub fn restore_with<S>(
     Ok(Some(Restored {
         revision,
         snapshot,
+        earlier: earlier.into(),
         events,
         replayed: recovered.updates.len(),
     }))
@@ -732,7 +749,7 @@ mod tests {
         let model = store.current().unwrap().snapshot.to_spec().unwrap();
         let check = |dir: &std::path::Path| {
             let (_, recovered) = StateDir::open(dir).unwrap();
-            let restored = restore(&recovered).unwrap().unwrap();
+            let restored = restore(&recovered, 1).unwrap().unwrap();
             assert_eq!(restored.revision, 4);
             assert_eq!(restored.snapshot.to_spec().unwrap(), model);
             restored

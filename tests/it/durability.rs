@@ -223,6 +223,52 @@ async fn acknowledged_updates_survive_kill_9_and_a_restart_without_the_snapshot(
 }
 
 #[tokio::test]
+async fn retained_revisions_are_rebuilt_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // No compaction: the log holds every update since the demo model.
+    let mut first = Rolecall::spawn(dir.path(), 1, &["--compact-every", "0"]);
+    let (_, admin) = first.ready().await;
+    let mut apply = ApplyStream::open(&mut admin_client(&admin, TOKEN)).await;
+    for i in 1..=5 {
+        assert_eq!(apply.applied(new_mini(i)).await, (i + 1).to_string());
+    }
+    first.kill_9();
+
+    // Keep 4 revisions: 6 (current), 5, 4 and 3 answer `exact` reads as
+    // they did before the restart; 2 is gone.
+    let mut second = Rolecall::spawn(dir.path(), 2, &["--retain-revisions", "4"]);
+    let (authz, admin) = second.ready().await;
+    assert_eq!(status_revision(&admin).await, "6");
+    for (revision, mini, allowed) in [
+        ("6", 5, true),
+        ("5", 5, false),
+        ("5", 4, true),
+        ("3", 2, true),
+        ("3", 3, false),
+    ] {
+        assert_eq!(
+            nurse_reads(&authz, mini, exact(revision)).await,
+            (allowed, revision.to_string()),
+            "mini {mini} at revision {revision}"
+        );
+    }
+    let gone = rolecall::pb::authz_client::AuthzClient::new(authz.clone())
+        .check(pb::CheckRequest {
+            consistency: exact("2"),
+            ..check(
+                "sunrise-care",
+                "u-nurse",
+                "read",
+                existing("mini", "m-durable-1"),
+            )
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), tonic::Code::FailedPrecondition, "{gone:?}");
+    assert!(gone.message().contains("oldest retained is 3"), "{gone:?}");
+}
+
+#[tokio::test]
 async fn a_torn_tail_is_cut_and_the_valid_prefix_served() {
     let dir = tempfile::tempdir().unwrap();
     let mut first = Rolecall::spawn(dir.path(), 1, &[]);
