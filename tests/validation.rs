@@ -775,6 +775,25 @@ fn bad_wildcards() {
 }
 
 #[test]
+fn the_wildcard_is_no_type_or_action_name() {
+    // `*:*` and `type:*` must mean one thing only.
+    for (types, named) in [
+        ("[{ name: \"*\", actions: [read] }]", "type name cannot be"),
+        (
+            "[{ name: \"a:b\", actions: [read] }]",
+            "type name cannot be",
+        ),
+        (
+            "[{ name: gadget, actions: [\"*\"] }]",
+            "action cannot be named",
+        ),
+    ] {
+        let text = format!("workspaces:\n  - id: w\n    catalog: none\n    types: {types}\n");
+        assert_only(&text, "[id]", &[named]);
+    }
+}
+
+#[test]
 fn custom_type_actions_can_be_granted() {
     accepted(
         r#"

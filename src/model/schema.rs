@@ -90,8 +90,19 @@ impl Schema {
         let mut accepted: Vec<&TypeSpec> = Vec::new();
         for t in custom {
             let tp = format!("{place}, type \"{}\"", t.name);
-            if !valid_id(&t.name) || t.name.contains(':') {
+            if !valid_id(&t.name) {
                 problems.push(Problem::new(Rule::Id, tp, id_rule_message("type name")));
+                continue;
+            }
+            // A grant is `type:action`, with `*` for every type or action.
+            if t.name == "*" || t.name.contains(':') {
+                problems.push(Problem::new(
+                    Rule::Id,
+                    tp,
+                    "a type name cannot be \"*\" nor hold a \":\": grants are written type:action, \
+                     with * for every type"
+                        .to_string(),
+                ));
                 continue;
             }
             if s.by_name.contains_key(&t.name) {
@@ -105,11 +116,18 @@ impl Schema {
             let feature = t.feature.as_deref().map(|f| s.add_feature(f));
             let mut actions: Vec<ActionDef> = Vec::new();
             for a in &t.actions {
-                if !valid_id(a) || a == "*" {
+                if !valid_id(a) {
                     problems.push(Problem::new(
                         Rule::Id,
                         tp.clone(),
                         format!("action \"{a}\": {}", id_rule_message("action name")),
+                    ));
+                } else if a == "*" {
+                    problems.push(Problem::new(
+                        Rule::Id,
+                        tp.clone(),
+                        "an action cannot be named \"*\": type:* grants every action of a type"
+                            .to_string(),
                     ));
                 } else if actions.iter().any(|x| &x.name == a) {
                     problems.push(Problem::new(
