@@ -355,6 +355,15 @@ impl RpcTimer {
     }
 }
 
+/// Counts an Authz request refused before it was answered because its
+/// bytes do not decode (INVALID_ARGUMENT from the codec): an error with no
+/// duration, as no handler ran.
+pub fn malformed_request(rpc: Rpc) {
+    if let Some(m) = INSTALLED.get() {
+        m.rpcs[rpc.index()].failed(tonic::Code::InvalidArgument);
+    }
+}
+
 /// The Admin service calls this once per update applied (and durable).
 pub fn update_accepted() {
     if let Some(m) = INSTALLED.get() {

@@ -22,6 +22,7 @@ use super::authz::{AuthzService, CheckFuture};
 use super::batch_wire::CheckBatchWire;
 use super::check_wire::CheckWire;
 use super::codec::malformed;
+use crate::metrics::Rpc;
 use crate::pb;
 use crate::pb::authz_server::AuthzServer;
 
@@ -129,6 +130,8 @@ impl UnaryService<CheckBatchWire> for CheckBatchMethod {
 /// through prost.
 trait WireRequest: Sized + Send + 'static {
     type Response: prost::Message + Send + 'static;
+    /// The RPC, as the metrics name it.
+    const RPC: Rpc;
 
     /// Reads one whole message; a batch keeps at most `max_checks` checks.
     fn read(buf: &mut impl Buf, max_checks: usize) -> Result<Self, DecodeError>;
@@ -136,6 +139,7 @@ trait WireRequest: Sized + Send + 'static {
 
 impl WireRequest for CheckWire {
     type Response = pb::CheckResponse;
+    const RPC: Rpc = Rpc::Check;
 
     fn read(buf: &mut impl Buf, _max_checks: usize) -> Result<Self, DecodeError> {
         CheckWire::decode(buf)
@@ -144,6 +148,7 @@ impl WireRequest for CheckWire {
 
 impl WireRequest for CheckBatchWire {
     type Response = pb::CheckBatchResponse;
+    const RPC: Rpc = Rpc::CheckBatch;
 
     fn read(buf: &mut impl Buf, max_checks: usize) -> Result<Self, DecodeError> {
         CheckBatchWire::decode(buf, max_checks)
@@ -181,6 +186,8 @@ impl<R: WireRequest> Decoder for WireCodec<R> {
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<R>, Status> {
         // The same status as every other route's (codec.rs).
-        R::read(buf, self.max_checks).map(Some).map_err(malformed)
+        R::read(buf, self.max_checks)
+            .map(Some)
+            .map_err(|e| malformed(Some(R::RPC), e))
     }
 }

@@ -4,12 +4,14 @@
 //! tonic-prost says INTERNAL (a fault of the server, which it is not).
 //! prost's message names the field, e.g. "failed to decode Protobuf
 //! message: CheckRequest.subject: invalid string value: data is not UTF-8
-//! encoded".
+//! encoded". No handler runs for such a request, so the codec counts it in
+//! the metrics' errors.
 //!
 //! The generated clients use it too, so there a reply that cannot be
 //! decoded is INVALID_ARGUMENT as well; rolecall's own clients are tools
 //! and tests.
 
+use std::any::TypeId;
 use std::marker::PhantomData;
 
 use prost::{DecodeError, Message};
@@ -17,9 +19,29 @@ use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic::Status;
 use tonic_prost::ProstEncoder;
 
-/// The status of a request message that cannot be decoded.
-pub fn malformed(error: DecodeError) -> Status {
+use crate::metrics::{self, Rpc};
+use crate::pb;
+
+/// The status of a request message that cannot be decoded; an Authz
+/// request's is counted in the metrics (no handler runs to count it).
+pub fn malformed(rpc: Option<Rpc>, error: DecodeError) -> Status {
+    if let Some(rpc) = rpc {
+        metrics::malformed_request(rpc);
+    }
     Status::invalid_argument(error.to_string())
+}
+
+/// The Authz RPC whose request is a `U`, if any.
+fn authz_rpc<U: 'static>() -> Option<Rpc> {
+    let u = TypeId::of::<U>();
+    [
+        (TypeId::of::<pb::CheckRequest>(), Rpc::Check),
+        (TypeId::of::<pb::CheckBatchRequest>(), Rpc::CheckBatch),
+        (TypeId::of::<pb::ListVisibleRequest>(), Rpc::ListVisible),
+        (TypeId::of::<pb::ListSubjectsRequest>(), Rpc::ListSubjects),
+    ]
+    .into_iter()
+    .find_map(|(t, rpc)| (t == u).then_some(rpc))
 }
 
 /// prost's codec with [`malformed`] requests.
@@ -56,12 +78,14 @@ where
 #[derive(Debug)]
 pub struct MalformedIsInvalidArgument<U>(PhantomData<fn() -> U>);
 
-impl<U: Message + Default> Decoder for MalformedIsInvalidArgument<U> {
+impl<U: Message + Default + 'static> Decoder for MalformedIsInvalidArgument<U> {
     type Item = U;
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        U::decode(buf).map(Some).map_err(malformed)
+        U::decode(buf)
+            .map(Some)
+            .map_err(|e| malformed(authz_rpc::<U>(), e))
     }
 
     fn buffer_settings(&self) -> BufferSettings {

@@ -8,64 +8,19 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::marker::PhantomData;
-
-use prost::bytes::BufMut;
 use prost::Message;
-use tonic::codec::{Codec, EncodeBuf, Encoder};
-use tonic::codegen::http::uri::PathAndQuery;
 use tonic::{Code, Status};
-use tonic_prost::ProstDecoder;
 
 use rolecall::pb;
 
 use crate::support::*;
-
-/// Sends its bytes as the message, decodes an `R`.
-#[derive(Debug, Clone, Copy)]
-struct RawCodec<R>(PhantomData<R>);
-
-impl<R: Message + Default + Send + 'static> Codec for RawCodec<R> {
-    type Encode = Vec<u8>;
-    type Decode = R;
-    type Encoder = RawEncoder;
-    type Decoder = ProstDecoder<R>;
-
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        ProstDecoder::default()
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct RawEncoder;
-
-impl Encoder for RawEncoder {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn encode(&mut self, item: Vec<u8>, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        buf.put_slice(&item);
-        Ok(())
-    }
-}
 
 async fn raw_call<R: Message + Default + Send + 'static>(
     server: &TestServer,
     path: &'static str,
     bytes: Vec<u8>,
 ) -> Result<R, Status> {
-    let mut grpc = tonic::client::Grpc::new(server.channel.clone());
-    grpc.ready()
-        .await
-        .map_err(|e| Status::unknown(e.to_string()))?;
-    let path = PathAndQuery::from_static(path);
-    grpc.unary(tonic::Request::new(bytes), path, RawCodec(PhantomData))
-        .await
-        .map(tonic::Response::into_inner)
+    raw_call_on(&server.channel, path, bytes).await
 }
 
 const CHECK: &str = "/rolecall.v1.Authz/Check";

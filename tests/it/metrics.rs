@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
-use crate::support::{check, existing, snapshot};
+use crate::support::{check, existing, raw_call_on, snapshot};
 
 #[derive(Parser)]
 struct Cli {
@@ -130,7 +130,7 @@ async fn metrics_count_decisions_and_follow_the_revision() {
         let _ = stopped.await;
     }));
     let channel = connect_when_up(&format!("http://127.0.0.1:{authz_port}")).await;
-    let mut authz = pb::authz_client::AuthzClient::new(channel);
+    let mut authz = pb::authz_client::AuthzClient::new(channel.clone());
 
     // Two allows, one deny, one unknown workspace (NOT_FOUND).
     let allow = || {
@@ -192,6 +192,15 @@ async fn metrics_count_decisions_and_follow_the_revision() {
         .await
         .unwrap_or_else(|e| panic!("list_subjects: {e}"));
 
+    // Bytes that are not a request: refused by the codec, counted there.
+    for path in ["/rolecall.v1.Authz/Check", "/rolecall.v1.Authz/ListVisible"] {
+        let refused = raw_call_on::<pb::CheckResponse>(&channel, path, vec![0x12, 0x01, 0xff])
+            .await
+            .map(|_| ())
+            .map_err(|s| s.code());
+        assert_eq!(refused, Err(tonic::Code::InvalidArgument), "{path}");
+    }
+
     // What the Admin service reports.
     metrics::update_accepted();
     metrics::update_rejected();
@@ -217,6 +226,14 @@ async fn metrics_count_decisions_and_follow_the_revision() {
         ),
         (
             r#"rolecall_rpc_errors_total{rpc="check",code="NotFound"}"#,
+            1.0,
+        ),
+        (
+            r#"rolecall_rpc_errors_total{rpc="check",code="InvalidArgument"}"#,
+            1.0,
+        ),
+        (
+            r#"rolecall_rpc_errors_total{rpc="list_visible",code="InvalidArgument"}"#,
             1.0,
         ),
         (

@@ -1,10 +1,13 @@
 //! Starting a real server for a test and connecting to it.
 
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
+use prost::bytes::BufMut;
+use prost::Message;
 use rolecall::api::{AdminAuth, BearerToken};
 use rolecall::engine::Snapshot;
 use rolecall::pb::admin_client::AdminClient;
@@ -15,7 +18,11 @@ use rolecall::store::apply::Applier;
 use rolecall::store::{Retention, Store};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::codec::{Codec, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::Status;
+use tonic_prost::ProstDecoder;
 
 /// Where a test server listens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -432,4 +439,53 @@ fn apply_from_value(v: &serde_json::Value) -> pb::ApplyRequest {
     req.source = s("source");
     req.expected_revision = s("expected_revision");
     req
+}
+
+/// Sends its bytes as the message, decodes an `R`.
+#[derive(Debug, Clone, Copy)]
+struct RawCodec<R>(PhantomData<R>);
+
+impl<R: Message + Default + Send + 'static> Codec for RawCodec<R> {
+    type Encode = Vec<u8>;
+    type Decode = R;
+    type Encoder = RawEncoder;
+    type Decoder = ProstDecoder<R>;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProstDecoder::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RawEncoder;
+
+impl Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        buf.put_slice(&item);
+        Ok(())
+    }
+}
+
+/// Sends `bytes` as the message of a unary call to `path` (bytes a
+/// generated client never would), decodes an `R`.
+pub async fn raw_call_on<R: Message + Default + Send + 'static>(
+    channel: &Channel,
+    path: &'static str,
+    bytes: Vec<u8>,
+) -> Result<R, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready()
+        .await
+        .map_err(|e| Status::unknown(e.to_string()))?;
+    let path = PathAndQuery::from_static(path);
+    grpc.unary(tonic::Request::new(bytes), path, RawCodec(PhantomData))
+        .await
+        .map(tonic::Response::into_inner)
 }
