@@ -126,7 +126,7 @@ fn validate(files: &[PathBuf]) -> ExitCode {
 fn test(files: &[PathBuf], quiet: bool) -> ExitCode {
     let (mut passed, mut failed) = (0usize, 0usize);
     for f in files {
-        let scenarios = match rolecall::scenario::read_file(f) {
+        let scenarios = match rolecall::scenario::read_each(f) {
             Ok(s) => s,
             Err(e) => {
                 println!("ERROR {e}");
@@ -135,6 +135,14 @@ fn test(files: &[PathBuf], quiet: bool) -> ExitCode {
             }
         };
         for s in &scenarios {
+            let s = match s {
+                Ok(s) => s,
+                Err(e) => {
+                    println!("ERROR {e}");
+                    failed += 1;
+                    continue;
+                }
+            };
             println!("{}: {}", f.display(), s.name);
             for r in rolecall::scenario::run(s) {
                 match &r.failure {

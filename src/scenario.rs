@@ -30,18 +30,62 @@ pub struct Scenario {
 }
 
 /// `type:id`, or a resource not yet created.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum ResourceCase {
     Key(String),
     New {
-        #[serde(rename = "type")]
         type_: String,
-        #[serde(default)]
         parent: Option<String>,
-        #[serde(default)]
         labels: Vec<String>,
     },
+}
+
+/// The map form of [`ResourceCase`]: a resource not yet created.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewResource {
+    #[serde(rename = "type")]
+    type_: String,
+    #[serde(default)]
+    parent: Option<String>,
+    #[serde(default)]
+    labels: Vec<String>,
+}
+
+// By hand rather than `untagged`, whose one error ("did not match any
+// variant") would hide the misspelt field of a map.
+impl<'de> Deserialize<'de> for ResourceCase {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ResourceCase;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "\"type:id\" for an existing resource, or { type, parent, labels } for one \
+                     not created yet",
+                )
+            }
+
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<ResourceCase, E> {
+                Ok(ResourceCase::Key(key.to_string()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ResourceCase, A::Error> {
+                let n =
+                    NewResource::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ResourceCase::New {
+                    type_: n.type_,
+                    parent: n.parent,
+                    labels: n.labels,
+                })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl ResourceCase {
@@ -140,24 +184,78 @@ impl Scenario {
     pub fn build(&self) -> Result<Snapshot, InvalidSnapshot> {
         Snapshot::from_spec(&self.snapshot_spec()?)
     }
+
+    fn cases(&self) -> usize {
+        self.checks.len() + self.lists.len() + self.subjects.len()
+    }
+
+    /// A scenario either expects its snapshot refused (`reject`) or has
+    /// cases to run on it (SPEC 6: `reject` comes "instead of cases").
+    fn check_shape(&self) -> Result<(), String> {
+        match (&self.reject, self.cases()) {
+            (Some(_), 0) | (None, 1..) => Ok(()),
+            (Some(_), _) => Err(
+                "`reject` comes instead of cases: a snapshot that must be refused has no \
+                 checks, lists or subjects to run"
+                    .to_string(),
+            ),
+            (None, 0) => Err("no cases: give checks, lists or subjects, or `reject`".to_string()),
+        }
+    }
 }
 
-/// Reads every scenario (YAML documents separated by `---`) of a file.
+/// Reads every scenario (YAML documents separated by `---`) of a file; the
+/// first malformed one is the file's error.
 pub fn read_file(path: &Path) -> Result<Vec<Scenario>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    read_each(path)?.into_iter().collect()
 }
 
+/// Reads a file's scenarios one by one, so that one malformed scenario
+/// does not hide the others. A file that cannot be read, or that holds no
+/// scenario, is an error; each malformed scenario is one, naming the file,
+/// the document and the place.
+pub fn read_each(path: &Path) -> Result<Vec<Result<Scenario, String>>, String> {
+    let file = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: {e}"))?;
+    let scenarios = parse_each(&text).map_err(|e| format!("{file}: {e}"))?;
+    if scenarios.is_empty() {
+        return Err(format!("{file}: holds no scenario"));
+    }
+    Ok(scenarios
+        .into_iter()
+        .map(|s| s.map_err(|e| format!("{file}: {e}")))
+        .collect())
+}
+
+/// Parses every scenario of a text; the first malformed one is the error.
 pub fn parse(text: &str) -> Result<Vec<Scenario>, String> {
-    let mut out = Vec::new();
+    parse_each(text)?.into_iter().collect()
+}
+
+/// Parses each document of a text as a scenario, skipping empty ones. The
+/// outer error is YAML that cannot be split into documents at all.
+fn parse_each(text: &str) -> Result<Vec<Result<Scenario, String>>, String> {
+    // A first pass finds the empty documents (a leading or trailing
+    // `---`); the second reads the others straight into scenarios, so
+    // errors carry their line and column.
+    let mut empty = Vec::new();
     for doc in serde_norway::Deserializer::from_str(text) {
         let value = serde_norway::Value::deserialize(doc).map_err(|e| e.to_string())?;
-        if value.is_null() {
-            continue;
-        }
-        out.push(serde_norway::from_value(value).map_err(|e| e.to_string())?);
+        empty.push(value.is_null());
     }
-    Ok(out)
+    let documents = serde_norway::Deserializer::from_str(text);
+    Ok(documents
+        .zip(empty)
+        .enumerate()
+        .filter(|(_, (_, empty))| !empty)
+        .map(|(i, (doc, _))| {
+            let place = format!("document {}", i + 1);
+            let s = Scenario::deserialize(doc).map_err(|e| format!("{place}: {e}"))?;
+            s.check_shape()
+                .map_err(|e| format!("{place}, scenario \"{}\": {e}", s.name))?;
+            Ok(s)
+        })
+        .collect())
 }
 
 /// The outcome of one case.
@@ -202,8 +300,11 @@ pub fn run(s: &Scenario) -> Vec<CaseResult> {
             if c.allowed { "allow" } else { "deny" }
         );
         let failure = match check(&snap, c) {
-            Ok(got) if got == c.allowed => None,
-            Ok(got) => Some(format!("got {}", if got { "allow" } else { "deny" })),
+            Ok((got, _)) if got == c.allowed => None,
+            Ok((got, why)) => Some(format!(
+                "got {} ({why})",
+                if got { "allow" } else { "deny" }
+            )),
             Err(e) => Some(e),
         };
         out.push(CaseResult { label, failure });
@@ -252,7 +353,8 @@ pub fn compare_sorted(want: &[String], mut got: Vec<String>) -> Option<String> {
     (want != got).then(|| format!("got [{}]", got.join(", ")))
 }
 
-fn check(snap: &Snapshot, c: &CheckCase) -> Result<bool, String> {
+/// The decision, and why in words.
+fn check(snap: &Snapshot, c: &CheckCase) -> Result<(bool, String), String> {
     let ws = snap
         .workspace(&c.workspace)
         .ok_or_else(|| format!("unknown workspace {}", c.workspace))?;
@@ -262,7 +364,8 @@ fn check(snap: &Snapshot, c: &CheckCase) -> Result<bool, String> {
         .ok_or_else(|| format!("resource \"{}\" must be written type:id", c.resource))?;
     let (t, resolved) = ws.resolve(&q).map_err(|e| e.to_string())?;
     let perm = ws.perm_of(t, &c.action).map_err(|e| e.to_string())?;
-    Ok(ws.decide(&c.subject, perm, &resolved).allowed())
+    let e = ws.explain(&c.subject, &c.action, perm, &q, &resolved);
+    Ok((e.decision.allowed(), e.message))
 }
 
 /// Walks the list a page at a time (page size 1, to exercise the cursor)
@@ -325,4 +428,89 @@ fn subjects(snap: &Snapshot, c: &SubjectsCase) -> Result<Vec<String>, String> {
     let perm = ws.perm_of(t, &c.action).map_err(|e| e.to_string())?;
     let page = ws.list_subjects(perm, &resolved, None, usize::MAX);
     Ok(page.items.into_iter().map(|s| s.user).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SNAPSHOT: &str = "snapshot: { workspaces: [ { id: w, users: [ { id: u, bindings: [ { role: viewer } ] } ], resources: [ { type: mini, id: m } ] } ] }";
+
+    fn each(text: &str) -> Vec<Result<Scenario, String>> {
+        match parse_each(text) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn error_of(text: &str) -> String {
+        match each(text).pop() {
+            Some(Err(e)) => e,
+            other => panic!("expected one malformed scenario, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_malformed_scenario_is_named_and_hides_no_other() {
+        let text = format!(
+            "---\nname: good\n{SNAPSHOT}\nchecks:\n  - {{ workspace: w, subject: u, action: read, resource: \"mini:m\", allowed: true }}\n---\nname: typo\n{SNAPSHOT}\nchecks:\n  - {{ workspace: w, subject: u, action: read, resource: \"mini:m\", alowed: true }}\n---\n"
+        );
+        let scenarios = each(&text);
+        assert_eq!(scenarios.len(), 2, "the empty last document is skipped");
+        assert!(matches!(&scenarios[0], Ok(s) if s.name == "good"));
+        let Err(e) = &scenarios[1] else {
+            panic!("the typo was read")
+        };
+        assert!(
+            e.starts_with("document 2: checks[0]: unknown field `alowed`"),
+            "{e}"
+        );
+        assert!(e.contains("line 10"), "{e}");
+        assert!(parse(&text).is_err(), "the strict reader refuses the file");
+    }
+
+    #[test]
+    fn the_new_resource_form_refuses_unknown_fields() {
+        for (resource, says) in [
+            ("{ type: mini, lables: [x] }", "unknown field `lables`"),
+            ("{ type: mini, id: m }", "unknown field `id`"),
+            ("5", "expected \"type:id\" for an existing resource"),
+        ] {
+            let e = error_of(&format!(
+                "name: s\n{SNAPSHOT}\nchecks:\n  - {{ workspace: w, subject: u, action: read, resource: {resource}, allowed: false }}\n"
+            ));
+            assert!(e.contains(says), "{resource}: {e}");
+        }
+    }
+
+    #[test]
+    fn reject_comes_instead_of_cases_and_a_scenario_needs_one_or_the_other() {
+        let e = error_of(&format!(
+            "name: both\nreject: min_admins\n{SNAPSHOT}\nchecks:\n  - {{ workspace: w, subject: u, action: read, resource: \"mini:m\", allowed: true }}\n"
+        ));
+        assert!(
+            e.contains("scenario \"both\": `reject` comes instead of cases"),
+            "{e}"
+        );
+        let e = error_of(&format!("name: none\n{SNAPSHOT}\n"));
+        assert!(e.contains("scenario \"none\": no cases"), "{e}");
+        assert!(each("").is_empty());
+        assert!(each("---\n---\n").is_empty());
+    }
+
+    #[test]
+    fn a_failed_check_says_why_the_engine_decided_otherwise() {
+        let text = format!(
+            "name: s\n{SNAPSHOT}\nchecks:\n  - {{ workspace: w, subject: u, action: update, resource: \"mini:m\", allowed: true }}\n"
+        );
+        let s = match parse(&text) {
+            Ok(mut s) => s.remove(0),
+            Err(e) => panic!("{e}"),
+        };
+        let results = run(&s);
+        assert_eq!(
+            results[0].failure.as_deref(),
+            Some("got deny (no binding of u grants update on mini:m)")
+        );
+    }
 }
