@@ -97,6 +97,9 @@ fn validate(files: &[PathBuf]) -> ExitCode {
             .and_then(|spec| rolecall::engine::Snapshot::from_spec(&spec));
         match result {
             Ok(snap) => {
+                if snap.workspaces().is_empty() {
+                    println!("{}: valid, but it holds no workspace", f.display());
+                }
                 for w in snap.workspaces() {
                     println!(
                         "{}: workspace {}: valid ({} users, {} groups, {} roles, {} resources, {} seats in use)",

@@ -1268,6 +1268,27 @@ fn unknown_fields_at_every_level() {
 }
 
 #[test]
+fn an_empty_file_is_no_snapshot() {
+    for text in ["", "\n  \n", "# only a comment\n\n# and another\n"] {
+        let e = parse_error(text, "empty.yaml");
+        assert_names(&e, "syntax", &["empty.yaml", "the file is empty"]);
+    }
+    // An explicit empty list of workspaces is a (useless) snapshot.
+    let s = accepted("workspaces: []\n");
+    assert!(s.workspaces().is_empty());
+}
+
+#[test]
+fn an_error_names_its_place_once() {
+    let e = parse_error("workspaces:\n  - id: w\n    colour: blue\n", "s.yaml");
+    let text = e.to_string();
+    assert!(text.contains("s.yaml:3:"), "{text}");
+    assert!(!text.contains(" at line "), "{text}");
+    let e = parse_error("{\"workspaces\": [}", "s.json");
+    assert!(!e.to_string().contains(" at line "), "{e}");
+}
+
+#[test]
 fn flow_style_yaml_is_read_as_yaml() {
     let flow = "{ workspaces: [ { id: w, catalog: none, labels: [a, b] } ] }";
     for origin in ["flow.yaml", "flow"] {

@@ -23,6 +23,19 @@ pub use stored::StoredSnapshot;
 /// one found further into the text is reported: that reader understood
 /// more of it.
 pub fn from_text<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, InvalidSnapshot> {
+    // YAML reads a file of blanks and comments as an empty snapshot, which
+    // is much more likely a mistake (a wrong or truncated file).
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Err(InvalidSnapshot {
+            problems: vec![problem(
+                origin.to_string(),
+                "the file is empty: a snapshot has at least `workspaces:`".to_string(),
+            )],
+        });
+    }
     let opening = text.trim_start();
     let looks_json = opening.starts_with('{') || opening.starts_with('[');
     let result = if origin.ends_with(".json") {
@@ -53,11 +66,17 @@ struct ParseError {
 
 impl ParseError {
     fn problem(self, origin: &str) -> Problem {
-        let place = match self.place {
-            Some((line, column)) => format!("{origin}:{line}:{column}"),
-            None => origin.to_string(),
+        let Some((line, column)) = self.place else {
+            return problem(origin.to_string(), self.message);
         };
-        problem(place, self.message)
+        // The parsers end their messages with the place, which the problem
+        // already leads with.
+        let suffix = format!(" at line {line} column {column}");
+        let message = match self.message.strip_suffix(&suffix) {
+            Some(m) => m.to_string(),
+            None => self.message,
+        };
+        problem(format!("{origin}:{line}:{column}"), message)
     }
 }
 
