@@ -849,13 +849,17 @@ fn write_file(path: &Path, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> 
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(err)?);
-    f(&mut w).map_err(err)?;
-    w.into_inner()
-        .map_err(|e| err(e.into_error()))?
-        .sync_all()
-        .map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    let written = (|| {
+        let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        f(&mut w)?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        // Nothing half-written is left behind (the rename may be what failed).
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(err)
 }
 
 fn size_of(path: &Path) -> String {
@@ -913,6 +917,23 @@ pub fn run(args: &GenArgs) -> Result<(), String> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // The rename onto a directory fails after the whole file is written.
+        let target = dir.path().join("out");
+        std::fs::create_dir(&target).unwrap();
+        let e = write_file(&target, |w: &mut dyn Write| w.write_all(b"{}")).unwrap_err();
+        assert!(e.contains("out"), "{e}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+        // And a good write leaves only the file.
+        let good = dir.path().join("good.json");
+        write_file(&good, |w: &mut dyn Write| w.write_all(b"{}")).unwrap();
+        assert_eq!(std::fs::read(&good).unwrap(), b"{}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
 
     #[test]
     fn pad_matches_the_python_generator() {

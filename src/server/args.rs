@@ -25,8 +25,13 @@ pub struct ServeArgs {
     /// Never serve the built-in demo model: without --snapshot (and with an
     /// empty state dir), start with no model, so every Authz call is
     /// UNAVAILABLE and health NOT_SERVING until the control plane applies
-    /// one. With --snapshot it changes nothing.
-    #[arg(long, env = "ROLECALL_NO_DEMO")]
+    /// one. With --snapshot it changes nothing. (ROLECALL_NO_DEMO takes
+    /// true/false, 1/0, yes/no or on/off.)
+    #[arg(
+        long,
+        env = "ROLECALL_NO_DEMO",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub no_demo: bool,
     /// Where the Admin service (the control plane's API) listens: host:port
     /// or unix:/path. Without it there is no Admin API. Needs
@@ -107,8 +112,9 @@ pub struct ServeArgs {
     /// "rolecall=debug" for a span per call).
     #[arg(long, env = "ROLECALL_LOG", default_value = "info")]
     pub log_filter: String,
-    /// Where to serve Prometheus metrics (host:port, e.g. 127.0.0.1:9090;
-    /// scraped at /metrics). No metrics without it.
+    /// Where to serve Prometheus metrics: an IP address and port (e.g.
+    /// 127.0.0.1:9090 or 0.0.0.0:9090; no host name, no Unix socket),
+    /// scraped at /metrics. No metrics without it.
     #[arg(long, env = "ROLECALL_METRICS_LISTEN")]
     pub metrics_listen: Option<std::net::SocketAddr>,
 }
@@ -178,6 +184,27 @@ impl ServeArgs {
             (Some(path), _) => Bootstrap::File(path.clone()),
             (None, false) => Bootstrap::Demo,
             (None, true) => Bootstrap::Empty,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Args;
+
+    use super::ServeArgs;
+
+    #[test]
+    fn the_operations_guide_lists_every_flag_and_its_variable() {
+        let doc = include_str!("../../docs/operations.md");
+        let command = ServeArgs::augment_args(clap::Command::new("serve"));
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            assert!(doc.contains(&format!("`--{long}`")), "--{long} is missing");
+            if let Some(env) = arg.get_env() {
+                let env = env.to_string_lossy();
+                assert!(doc.contains(&format!("`{env}`")), "{env} is missing");
+            }
         }
     }
 }
