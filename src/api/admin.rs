@@ -3,10 +3,10 @@
 //!
 //! # Apply
 //!
-//! A long-lived stream. Each request is answered in order, once it is
-//! applied and durable (or refused), before the next one of the same
-//! stream is read; requests of all streams go through the one apply lock of
-//! [`Applier`]. A request that is malformed on the wire (no body, a bad
+//! A long-lived stream ([`super::apply_stream`]). Each request is answered
+//! in order, once it is applied and durable (or refused); the ones after it
+//! are read ahead meanwhile, up to a bound. Requests of all streams go
+//! through the one apply lock of [`Applier`]. A request that is malformed on the wire (no body, a bad
 //! `source`, an empty change, …) or breaks a rule is answered `rejected`
 //! with every problem, each naming its field or item, and the stream stays
 //! open. Only a failure to make a valid update durable ends the stream, with
@@ -28,9 +28,10 @@ use std::time::UNIX_EPOCH;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
-use tonic::{Code, Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, error, info};
 
+use super::apply_stream;
 use super::auth::AdminAuth;
 use super::convert;
 use super::status::ApiError;
@@ -367,7 +368,7 @@ impl pb::admin_server::Admin for AdminService {
             self.limits.max_apply_streams,
             "--max-apply-streams",
         )?;
-        let mut inbound = request.into_inner();
+        let inbound = request.into_inner();
         let applier = Arc::clone(&self.applier);
         let (tx, rx) = mpsc::channel(APPLY_QUEUE);
         let open = crate::metrics::apply_stream_opened();
@@ -382,43 +383,10 @@ impl pb::admin_server::Admin for AdminService {
             async move {
                 let _open = open; // counted until the stream's task ends
                 let _slot = slot;
-                loop {
-                    // An update being applied is finished and answered; only
-                    // the wait for the next request is cut short at shutdown.
-                    let next = tokio::select! {
-                        biased;
-                        () = applier.store().closed() => {
-                            let _ = tx.send(Err(ApiError::Store(StoreError::Closing).into())).await;
-                            return;
-                        }
-                        next = inbound.message() => next,
-                    };
-                    let request = match next {
-                        Ok(Some(r)) => r,
-                        Ok(None) => return,
-                        Err(status) => {
-                            // The client went away, or sent a message over
-                            // --max-message-bytes: RESOURCE_EXHAUSTED, as SPEC 5
-                            // says (tonic says OUT_OF_RANGE).
-                            debug!(error = %status, "Apply stream ended while reading a request");
-                            let status = match status.code() {
-                                Code::OutOfRange => Status::resource_exhausted(status.message()),
-                                _ => status,
-                            };
-                            let _ = tx.send(Err(status)).await;
-                            return;
-                        }
-                    };
-                    let answer = apply_one(&applier, request).await;
-                    let last = answer.is_err();
-                    if last {
-                        // Valid, but not made durable: nothing applied.
-                        crate::metrics::update_failed();
-                    }
-                    if tx.send(answer).await.is_err() || last {
-                        return;
-                    }
-                }
+                apply_stream::serve(&applier, inbound, tx, |request| {
+                    apply_one(&applier, request)
+                })
+                .await;
             },
             on_panic,
         );

@@ -9,6 +9,7 @@
 //! message is INVALID_ARGUMENT ([`codec`]).
 
 pub mod admin;
+pub mod apply_stream;
 pub mod auth;
 pub mod authz;
 pub mod batch_wire;

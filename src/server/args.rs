@@ -187,24 +187,3 @@ impl ServeArgs {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use clap::Args;
-
-    use super::ServeArgs;
-
-    #[test]
-    fn the_operations_guide_lists_every_flag_and_its_variable() {
-        let doc = include_str!("../../docs/operations.md");
-        let command = ServeArgs::augment_args(clap::Command::new("serve"));
-        for arg in command.get_arguments() {
-            let Some(long) = arg.get_long() else { continue };
-            assert!(doc.contains(&format!("`--{long}`")), "--{long} is missing");
-            if let Some(env) = arg.get_env() {
-                let env = env.to_string_lossy();
-                assert!(doc.contains(&format!("`{env}`")), "{env} is missing");
-            }
-        }
-    }
-}

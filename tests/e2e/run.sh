@@ -134,6 +134,23 @@ out="$(check u-nurse read record r-new-1)"
 [ "$(field allowed <<<"$out")" = "True" ] || fail "the record acknowledged before kill -9 must be served: $out"
 [ "$(field revision <<<"$out")" = "$rev2" ] || fail "expected revision $rev2 after kill -9: $out"
 
+step "a pipelined burst: 3000 small deltas on one Apply stream, every one answered"
+# grpcurl sends each request in its own small DATA frame without waiting for
+# answers; the sidecar must read them ahead of its fsyncs (h2 ends a
+# connection that leaves hundreds of small frames unread).
+"$py" -c '
+import json
+for i in range(3000):
+    print(json.dumps({"request_id": f"burst-{i}", "source": "admin", "delta": {"workspace": "acme",
+        "changes": [{"upsert_resource": {"type": "manual", "id": f"burst-{i}"}}]}}))
+' >"$work/burst.jsonl"
+"$grpcurl" -plaintext -H "authorization: Bearer $token" -d @ "$admin" rolecall.v1.Admin/Apply \
+  <"$work/burst.jsonl" >"$work/burst.out" 2>&1 || fail "the burst's stream failed: $(tail -n 3 "$work/burst.out")"
+answered="$(grep -c '"revision"' "$work/burst.out" || true)"
+[ "$answered" = 3000 ] || fail "3000 updates sent, $answered answered: $(tail -n 3 "$work/burst.out")"
+out="$(check u-nurse read record r-new-1)"
+[ "$(field revision <<<"$out")" = "$((rev2 + 3000))" ] || fail "expected revision $((rev2 + 3000)): $out"
+
 kill -TERM "$server_pid"; wait "$server_pid" || fail "rolecall exited non-zero"
 server_pid=""
 echo "== e2e passed"

@@ -269,6 +269,45 @@ async fn retained_revisions_are_rebuilt_after_a_restart() {
 }
 
 #[tokio::test]
+async fn a_pipelined_burst_of_small_updates_is_answered_in_full() {
+    // A control plane that sends without waiting for answers: 2,000 small
+    // deltas, each made durable one at a time while the rest are read
+    // ahead, all answered in order. (tests/e2e sends such a burst with
+    // grpcurl, one DATA frame per request, which h2 would end the
+    // connection over if they were left unread; tonic's client packs
+    // requests into fewer frames.)
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Rolecall::spawn(dir.path(), 1, &[]);
+    let (_, admin) = server.ready().await;
+    const N: u64 = 2000;
+    let requests: Vec<pb::ApplyRequest> = (0..N)
+        .map(|i| {
+            apply_json(&format!(
+                r#"{{"request_id":"p{i}","source":"admin","delta":{{"workspace":"acme","changes":[{{"upsert_resource":{{"type":"manual","id":"p{i}"}}}}]}}}}"#
+            ))
+        })
+        .collect();
+    let mut answers = admin_client(&admin, TOKEN)
+        .apply(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut answered = 0;
+    while let Some(answer) = answers.message().await.unwrap() {
+        assert_eq!(answer.request_id, format!("p{answered}"));
+        assert_eq!(
+            answer.result,
+            Some(pb::apply_response::Result::Revision(
+                (answered + 2).to_string()
+            ))
+        );
+        answered += 1;
+    }
+    assert_eq!(answered, N);
+    assert_eq!(status_revision(&admin).await, (N + 1).to_string());
+}
+
+#[tokio::test]
 async fn a_torn_tail_is_cut_and_the_valid_prefix_served() {
     let dir = tempfile::tempdir().unwrap();
     let mut first = Rolecall::spawn(dir.path(), 1, &[]);

@@ -4,6 +4,7 @@
 mod admin;
 mod check_route;
 mod consistency;
+mod docs;
 mod durability;
 mod errors;
 mod hardening;
