@@ -227,6 +227,30 @@ fn removing_unknown_items_reports_every_one() {
 }
 
 #[test]
+fn problems_of_the_changes_and_of_their_result_come_together() {
+    // A change that cannot apply (the unknown user) is left out, and what
+    // the others make is validated, so one answer names all three.
+    let orphan = ResourceSpec {
+        type_: "record".into(),
+        id: "r-x".into(),
+        parent: Some("mini:m-nope".into()),
+        ..Default::default()
+    };
+    let p = problems(
+        Admin,
+        vec![
+            Change::UpsertUser(user("u-y", Source::Local, "no_such_role")),
+            Change::RemoveUser("u-ghost".into()),
+            Change::UpsertResource(orphan),
+        ],
+    );
+    assert_eq!(p.len(), 3, "{p:#?}");
+    assert!(has(&p, Rule::UnknownResource, "user \"u-ghost\""), "{p:#?}");
+    assert!(has(&p, Rule::UnknownRole, "no_such_role"), "{p:#?}");
+    assert!(has(&p, Rule::Parent, "mini:m-nope"), "{p:#?}");
+}
+
+#[test]
 fn remove_role_disables_it() {
     let ws = apply(Admin, vec![Change::RemoveRole("site_coordinator".into())]).unwrap();
     let role = ws

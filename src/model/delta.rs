@@ -194,32 +194,40 @@ pub fn apply_delta(
     delta: &Delta,
     source: UpdateSource,
 ) -> Result<WorkspaceSpec, Vec<Problem>> {
-    apply_delta_to(current.clone(), delta, source)
+    let (ws, problems) = apply_delta_to(current.clone(), delta, source);
+    if problems.is_empty() {
+        Ok(ws)
+    } else {
+        Err(problems)
+    }
 }
 
 /// [`apply_delta`] on a spec the caller gives up (no copy of it is made:
-/// a large workspace's spec is hundreds of megabytes).
+/// a large workspace's spec is hundreds of megabytes). Returns the result
+/// with every change that has a problem left out, and the problems, so the
+/// caller can validate what the other changes make and report all at once.
 fn apply_delta_to(
     mut ws: WorkspaceSpec,
     delta: &Delta,
     source: UpdateSource,
-) -> Result<WorkspaceSpec, Vec<Problem>> {
+) -> (WorkspaceSpec, Vec<Problem>) {
     let ws_place = format!("workspace \"{}\"", ws.id);
     if delta.workspace != ws.id {
-        return Err(vec![Problem::new(
+        let wrong = Problem::new(
             Rule::Id,
             ws_place,
             format!(
                 "the delta is for workspace \"{}\", not this one",
                 delta.workspace
             ),
-        )]);
+        );
+        return (ws, vec![wrong]);
     }
     let builtins = catalog(ws.catalog.unwrap_or_default()).roles;
     let is_builtin = |id: &str| builtins.iter().any(|b| b.id == id);
     let mut problems = Vec::new();
     // Removed resources, to check for children once every change is applied.
-    let mut removed: Vec<(usize, String, String)> = Vec::new();
+    let mut removed: Vec<(usize, ResourceSpec)> = Vec::new();
 
     for (i, change) in delta.changes.iter().enumerate() {
         let place = format!("{ws_place}, changes[{i}] ({})", change.name());
@@ -338,10 +346,7 @@ fn apply_delta_to(
                     continue;
                 };
                 match ws.resources.iter().position(|x| x.type_ == t && x.id == id) {
-                    Some(k) => {
-                        ws.resources.remove(k);
-                        removed.push((i, t.to_string(), id.to_string()));
-                    }
+                    Some(k) => removed.push((i, ws.resources.remove(k))),
                     None => report(
                         Rule::UnknownResource,
                         format!("resource \"{key}\" is not a resource of this workspace"),
@@ -353,21 +358,18 @@ fn apply_delta_to(
         }
     }
 
-    orphan_problems(&ws, &ws_place, delta, &removed, &mut problems);
-    if problems.is_empty() {
-        Ok(ws)
-    } else {
-        Err(problems)
-    }
+    orphan_problems(&mut ws, &ws_place, delta, removed, &mut problems);
+    (ws, problems)
 }
 
 /// A removed resource must not keep children in the result (unless it was
-/// added back by a later change).
+/// added back by a later change). One that does is put back, as a change
+/// with a problem is left out, so its children are not reported again.
 fn orphan_problems(
-    ws: &WorkspaceSpec,
+    ws: &mut WorkspaceSpec,
     ws_place: &str,
     delta: &Delta,
-    removed: &[(usize, String, String)],
+    removed: Vec<(usize, ResourceSpec)>,
     problems: &mut Vec<Problem>,
 ) {
     if removed.is_empty() {
@@ -385,7 +387,9 @@ fn orphan_problems(
             parent_type.insert(t.name.as_str(), p.as_str());
         }
     }
-    for (i, t, id) in removed {
+    let mut kept = Vec::new();
+    for (i, resource) in removed {
+        let (t, id) = (&resource.type_, &resource.id);
         if ws.resources.iter().any(|r| &r.type_ == t && &r.id == id) {
             continue;
         }
@@ -414,10 +418,7 @@ fn orphan_problems(
             n if n > 5 => format!(" and {} more", n - 5),
             _ => String::new(),
         };
-        let name = delta
-            .changes
-            .get(*i)
-            .map_or("remove_resource", Change::name);
+        let name = delta.changes.get(i).map_or("remove_resource", Change::name);
         problems.push(Problem::new(
             Rule::Parent,
             format!("{ws_place}, changes[{i}] ({name})"),
@@ -427,7 +428,9 @@ fn orphan_problems(
                 children.len()
             ),
         ));
+        kept.push(resource);
     }
+    ws.resources.extend(kept);
 }
 
 fn builtin_message(id: &str) -> String {
@@ -600,7 +603,8 @@ fn same_set<T: Eq + std::hash::Hash>(a: &[T], b: &[T]) -> bool {
 /// A snapshot body replaces the workspaces it names: each is checked against
 /// the directory rule ([`check_snapshot_sources`]) and validated. A delta
 /// body needs its workspace to exist, and goes through [`apply_delta`] then
-/// validation; validation runs only once the delta itself has no problem.
+/// validation; the changes with a problem are left out of what is
+/// validated, and both kinds of problem are reported.
 /// `expected_revision` is the caller's to check (it is not model data).
 pub fn apply_update<'a>(
     current: impl Fn(&str) -> Option<Cow<'a, WorkspaceSpec>>,
@@ -635,13 +639,16 @@ pub fn apply_update<'a>(
                 format!("workspace \"{}\"", delta.workspace),
                 "no such workspace; create it with a snapshot first",
             )),
-            Some(cur) => match apply_delta_to(cur.into_owned(), delta, update.source) {
-                Err(p) => problems.extend(p),
-                Ok(spec) => match validate_workspace(&spec) {
+            Some(cur) => {
+                // The result of the changes that have no problem is
+                // validated too, so one answer names every problem.
+                let (spec, delta_problems) = apply_delta_to(cur.into_owned(), delta, update.source);
+                problems.extend(delta_problems);
+                match validate_workspace(&spec) {
                     Ok(w) => out.push(w),
                     Err(e) => problems.extend(e.problems),
-                },
-            },
+                }
+            }
         },
     }
     if problems.is_empty() {
