@@ -130,7 +130,7 @@ fn check(ws: &CompiledWorkspace, subject: &str, action: &str, q: &ResourceQuery<
         return;
     };
     let decision = ws.decide(subject, perm, &target);
-    let explained = ws.explain(subject, action, perm, &target);
+    let explained = ws.explain(subject, action, perm, q, &target);
     assert_eq!(decision, explained.decision, "decide and explain disagree");
     if decision.allowed() {
         assert!(
