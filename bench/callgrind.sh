@@ -8,7 +8,7 @@
 #
 #   bash bench/callgrind.sh                 # builds release, `small` model
 #   BIN=path/to/release bash bench/callgrind.sh   # an already built binary dir
-# Knobs: N=20000 WARM=3000 C=16 M=16 PORT=50152 PRESET=small BATCH=64 N_BATCH=2000
+# Knobs: N=20000 WARM=3000 C=16 M=16 PORT=30152 PRESET=small BATCH=64 N_BATCH=2000
 #        WORK=target/bench-callgrind
 # Prints `callgrind check_ir_per_req=... health_ir_per_req=... ratio=...`, then
 # `callgrind batch_ir_per_req=... per_check=...`, and leaves callgrind.check /
@@ -19,7 +19,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 N=${N:-20000}; WARM=${WARM:-3000}; C=${C:-16}; M=${M:-16}
 BATCH=${BATCH:-64}; N_BATCH=${N_BATCH:-2000}
-PORT=${PORT:-50152}; ADDR=127.0.0.1:$PORT; PRESET=${PRESET:-small}
+PORT=${PORT:-30152}; ADDR=127.0.0.1:$PORT; PRESET=${PRESET:-small}
 WORK=${WORK:-target/bench-callgrind}
 mkdir -p "$WORK"; WORK=$(cd "$WORK" && pwd)
 log() { echo "[callgrind] $*" >&2; }

@@ -15,7 +15,7 @@
 #
 #   bash bench/coldstart.sh                  # builds release, then measures
 #   BIN=path/to/release bash bench/coldstart.sh   # an already built binary dir
-# Knobs: PRESET=large REPEAT=3 PORT=50153 POLL=0.01 SETTLE=2 TIMEOUT=600
+# Knobs: PRESET=large REPEAT=3 PORT=30153 POLL=0.01 SETTLE=2 TIMEOUT=600
 #        WORK=target/bench-coldstart
 # Needs curl (the SERVING probe: grpc.health.v1.Health/Check over h2c, as
 # bench/compare.sh does). GNU time (/usr/bin/time), when present, adds the
@@ -27,7 +27,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-PRESET=${PRESET:-large}; REPEAT=${REPEAT:-3}; PORT=${PORT:-50153}
+PRESET=${PRESET:-large}; REPEAT=${REPEAT:-3}; PORT=${PORT:-30153}
 POLL=${POLL:-0.01}; SETTLE=${SETTLE:-2}; TIMEOUT=${TIMEOUT:-600}
 ADDR=127.0.0.1:$PORT
 WORK=${WORK:-target/bench-coldstart}

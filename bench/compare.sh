@@ -21,7 +21,9 @@
 #   PAIRS PAIR_N  short Check/Health h2load pairs, back to back, for the
 #               median paired ratio [15 50000; QUICK 4 30000]
 #   LG_SECS     seconds per loadgen run [20; QUICK 5]
-#   PORT        rolecall's loopback port [50151]
+#   PORT        rolecall's loopback port [30151; the bench scripts' ports lie
+#               below Linux's ephemeral range (32768-60999), so a client socket
+#               left in TIME-WAIT by an earlier run cannot hold them]
 #   PIN=0       no taskset (server on SERVER_CPU=1, load on LOAD_CPU=0) [1]
 #   QUIET_MAX_BUSY QUIET_WAIT QUIET_BUDGET   wait up to QUIET_WAIT s for
 #               < QUIET_MAX_BUSY % CPU busy before measuring, and at most
@@ -58,7 +60,7 @@ else
   VERIFY_N=${VERIFY_N:-100000}; PAIRS=${PAIRS:-15}; PAIR_N=${PAIR_N:-50000}
 fi
 C=${C:-16}; M=${M:-16}
-PORT=${PORT:-50151}; ADDR=127.0.0.1:$PORT
+PORT=${PORT:-30151}; ADDR=127.0.0.1:$PORT
 PIN=${PIN:-1}; SERVER_CPU=${SERVER_CPU:-1}; LOAD_CPU=${LOAD_CPU:-0}
 QUIET_MAX_BUSY=${QUIET_MAX_BUSY:-10}; BG_MAX=${BG_MAX:-3}
 RUN_TIMEOUT=${RUN_TIMEOUT:-180}

@@ -33,7 +33,7 @@
 #   ROUNDS      quiet/loaded pairs, back to back; the ratio is their median [1]
 #   WINDOW      most deltas sent and not yet answered [256]
 #   PIN=0       no taskset (server on SERVER_CPU=1, loadgen on LOAD_CPU=0) [1]
-#   PORT ADMIN_PORT   loopback ports of the Authz and Admin listeners [50171 50172]
+#   PORT ADMIN_PORT   loopback ports of the Authz and Admin listeners [30171 30172]
 #   STATE=1     serve with a state dir (every delta fsynced; compaction every
 #               COMPACT_EVERY updates, the server's default if unset) [0]
 #   RETAIN_SECONDS    the server's --retain-seconds (its default if unset)
@@ -54,7 +54,7 @@ cd "$ROOT"
 PRESET=${PRESET:-large}; SECS=${SECS:-20}; RATE=${RATE:-1000}
 C=${C:-16}; M=${M:-16}; WARM_N=${WARM_N:-20000}; ROUNDS=${ROUNDS:-1}; WINDOW=${WINDOW:-256}
 PIN=${PIN:-1}; SERVER_CPU=${SERVER_CPU:-1}; LOAD_CPU=${LOAD_CPU:-0}
-PORT=${PORT:-50171}; ADMIN_PORT=${ADMIN_PORT:-50172}
+PORT=${PORT:-30171}; ADMIN_PORT=${ADMIN_PORT:-30172}
 QUIET_MAX_BUSY=${QUIET_MAX_BUSY:-10}; QUIET_WAIT=${QUIET_WAIT:-60}
 STATE=${STATE:-0}; COMPACT_EVERY=${COMPACT_EVERY:-}; RETAIN_SECONDS=${RETAIN_SECONDS:-}
 WORK=${WORK:-target/bench-deltas/$(date +%Y%m%d-%H%M%S)}

@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! rolecall gen --preset small --out small.json --requests-out small.requests.jsonl
-//! rolecall serve --snapshot small.json --listen 127.0.0.1:50151 &
-//! cargo run --release --example loadgen -- --addr 127.0.0.1:50151 \
+//! rolecall serve --snapshot small.json --listen 127.0.0.1:30151 &
+//! cargo run --release --example loadgen -- --addr 127.0.0.1:30151 \
 //!     --method check --requests small.requests.jsonl --check-allowed \
 //!     --connections 16 --streams 16 -n 200000 --duration 30
 //! ```
@@ -35,9 +35,9 @@
 //! measured phase, on the same runtime as the calls:
 //!
 //! ```text
-//! cargo run --release --example loadgen -- --addr 127.0.0.1:50151 \
+//! cargo run --release --example loadgen -- --addr 127.0.0.1:30151 \
 //!     --method check --requests large.requests.jsonl --check-allowed \
-//!     --apply-rate 1000 --admin-addr 127.0.0.1:50152 \
+//!     --apply-rate 1000 --admin-addr 127.0.0.1:30152 \
 //!     --admin-token-file token --apply-model large.json --duration 20
 //! ```
 //!
