@@ -3,6 +3,7 @@
 
 mod admin;
 mod check_route;
+mod cli;
 mod consistency;
 mod docs;
 mod durability;
