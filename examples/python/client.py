@@ -96,6 +96,13 @@ def main():
     print(f"  u-nurse read record:r-oak-1 -> allowed={r.allowed}: {r.explanation.message}")
     expect(not r.allowed, "u-nurse may not read r-oak-1")
     expect(r.explanation.rule == "no_reach", f"rule is 'no_reach' (got {r.explanation.rule!r})")
+    # Every answer names its rule as an enum, explain or not.
+    plain = authz.Check(
+        authz_pb2.CheckRequest(workspace=ws, subject="u-nurse", action="read", resource=record("r-oak-1")),
+        timeout=5,
+    )
+    reason = authz_pb2.Reason.Name(plain.reason)
+    expect(reason == "REASON_NO_REACH", f"reason is REASON_NO_REACH without explain (got {reason})")
 
     # --- 2. ListVisible, every page ---------------------------------------
     print("ListVisible (page_size 2)")

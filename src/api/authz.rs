@@ -310,14 +310,10 @@ fn answer_check(v: &Versioned, q: &CheckQuery<'_>) -> Result<pb::CheckResponse, 
     let revision = v.revision_text().to_owned();
     if q.explain {
         let e = ws.explain(q.subject, q.action, perm, &q.resource, &target);
-        Ok(convert::check_response(
-            e.decision.allowed(),
-            revision,
-            Some(e),
-        ))
+        Ok(convert::check_response(e.decision, revision, Some(e)))
     } else {
-        let allowed = ws.decide(q.subject, perm, &target).allowed();
-        Ok(convert::check_response(allowed, revision, None))
+        let decision = ws.decide(q.subject, perm, &target);
+        Ok(convert::check_response(decision, revision, None))
     }
 }
 

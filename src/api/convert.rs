@@ -281,15 +281,33 @@ pub fn revision(r: u64) -> String {
     r.to_string()
 }
 
+/// A Check answer: the decision's rule on every answer, the explanation
+/// when one was asked for.
 pub fn check_response(
-    allowed: bool,
+    decision: engine::Decision,
     revision: String,
     explanation: Option<engine::Explanation>,
 ) -> pb::CheckResponse {
     pb::CheckResponse {
-        allowed,
+        allowed: decision.allowed(),
         revision,
         explanation: explanation.map(self::explanation),
+        reason: reason(decision.reason) as i32,
+    }
+}
+
+/// The wire form of the engine's rule.
+pub fn reason(r: engine::Reason) -> pb::Reason {
+    use engine::Reason as R;
+    match r {
+        R::Granted => pb::Reason::Granted,
+        R::UnknownSubject => pb::Reason::UnknownSubject,
+        R::Suspended => pb::Reason::Suspended,
+        R::UnknownResource => pb::Reason::UnknownResource,
+        R::FeatureDisabled => pb::Reason::FeatureDisabled,
+        R::NoGrant => pb::Reason::NoGrant,
+        R::NoReach => pb::Reason::NoReach,
+        R::RankTooLow => pb::Reason::RankTooLow,
     }
 }
 
@@ -363,6 +381,28 @@ pub fn list_subjects_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_rule_goes_on_the_wire_under_its_own_name() {
+        use engine::Reason as R;
+        let all = [
+            R::Granted,
+            R::UnknownSubject,
+            R::Suspended,
+            R::UnknownResource,
+            R::FeatureDisabled,
+            R::NoGrant,
+            R::NoReach,
+            R::RankTooLow,
+        ];
+        for r in all {
+            let want = format!("REASON_{}", r.as_str().to_uppercase());
+            assert_eq!(reason(r).as_str_name(), want);
+            let answer = check_response(engine::Decision::new(r), "7".into(), None);
+            assert_eq!(answer.reason, reason(r) as i32);
+            assert_eq!(answer.allowed, r == R::Granted);
+        }
+    }
 
     fn rref(type_: &str, id: &str, parent: &str, labels: &[&str]) -> pb::ResourceRef {
         pb::ResourceRef {

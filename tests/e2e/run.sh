@@ -108,6 +108,7 @@ out="$(apply '{"request_id":"e2e-bad","source":"admin","delta":{"workspace":"sun
 grep -q "m-nowhere" <<<"$out" && grep -q "no_such_role" <<<"$out" || fail "both problems should be named: $out"
 out="$(check u-admin read record r-orphan)"
 [ "$(field allowed <<<"$out")" = "False" ] || fail "the rejected record must not exist: $out"
+[ "$(field reason <<<"$out")" = "REASON_UNKNOWN_RESOURCE" ] || fail "the denial should say the record is unknown: $out"
 [ "$(field revision <<<"$out")" = "$rev" ] || fail "a rejection must not move the revision: $out"
 
 step "SIGTERM: drains and exits 0"

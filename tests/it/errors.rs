@@ -258,7 +258,7 @@ async fn unknown_subjects_and_resources_are_denials_with_their_reason() {
             "unknown_resource",
         ),
     ];
-    for (req, rule) in cases {
+    for (req, rule) in &cases {
         let r = c
             .check(pb::CheckRequest {
                 explain: true,
@@ -269,9 +269,35 @@ async fn unknown_subjects_and_resources_are_denials_with_their_reason() {
             .into_inner();
         assert!(!r.allowed, "{req:?}");
         let e = r.explanation.unwrap_or_default();
-        assert_eq!(e.rule, rule, "{}", e.message);
+        assert_eq!(e.rule, *rule, "{}", e.message);
         assert!(!e.message.is_empty());
+        assert_eq!(reason_name(r.reason), *rule, "{req:?}");
     }
+    // The reason comes without `explain` too, alone and in a batch: a caller
+    // can tell "no such user" from "not allowed" without asking for more.
+    let mut batch = Vec::new();
+    for (req, rule) in &cases {
+        let r = c
+            .check(req.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{req:?}: {e}"))
+            .into_inner();
+        assert_eq!((r.allowed, r.explanation), (false, None), "{req:?}");
+        assert_eq!(reason_name(r.reason), *rule, "{req:?}");
+        batch.push(req.clone());
+    }
+    let answers = c
+        .check_batch(pb::CheckBatchRequest {
+            checks: batch,
+            consistency: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("batch: {e}"))
+        .into_inner()
+        .results;
+    let rules: Vec<String> = answers.iter().map(|r| reason_name(r.reason)).collect();
+    let want: Vec<&str> = cases.iter().map(|(_, rule)| *rule).collect();
+    assert_eq!(rules, want);
 }
 
 #[tokio::test]

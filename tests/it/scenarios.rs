@@ -9,7 +9,7 @@ use rolecall::pb;
 use rolecall::scenario::{self, ResourceCase, Scenario};
 use rolecall::server::{self, Bootstrap};
 
-use crate::support::{TestServer, Transport};
+use crate::support::{reason_name, TestServer, Transport};
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -102,11 +102,17 @@ async fn run(s: &Scenario, transport: Transport) -> Vec<String> {
             explain: false,
         };
         batch.push(req.clone());
-        match client.check(req.clone()).await {
-            Ok(r) if r.get_ref().allowed == c.allowed => {}
-            Ok(r) => failures.push(format!("{label}: got allowed={}", r.get_ref().allowed)),
-            Err(e) => failures.push(format!("{label}: {e}")),
-        }
+        let reason = match client.check(req.clone()).await {
+            Ok(r) if r.get_ref().allowed == c.allowed => r.get_ref().reason,
+            Ok(r) => {
+                failures.push(format!("{label}: got allowed={}", r.get_ref().allowed));
+                r.get_ref().reason
+            }
+            Err(e) => {
+                failures.push(format!("{label}: {e}"));
+                continue;
+            }
+        };
         // The explanation agrees with the decision.
         let explained = pb::CheckRequest {
             explain: true,
@@ -120,6 +126,13 @@ async fn run(s: &Scenario, transport: Transport) -> Vec<String> {
                     failures.push(format!(
                         "{label} (explain): allowed={} rule={rule}",
                         r.allowed
+                    ));
+                }
+                // Every answer names its rule, explained or not, alike.
+                if reason_name(reason) != rule || reason != r.reason {
+                    failures.push(format!(
+                        "{label}: reason {reason} without explain, {} with, rule {rule}",
+                        r.reason
                     ));
                 }
             }
@@ -141,10 +154,20 @@ async fn run(s: &Scenario, transport: Transport) -> Vec<String> {
                     failures.push(format!("batch: {} results for {n} checks", r.results.len()));
                 }
                 for (c, got) in s.checks.iter().zip(&r.results) {
-                    if got.allowed != c.allowed || got.revision != r.revision {
+                    let granted = got.reason == pb::Reason::Granted as i32;
+                    if got.allowed != c.allowed
+                        || granted != c.allowed
+                        || got.revision != r.revision
+                    {
                         failures.push(format!(
-                            "batch check {} {} {} {}: allowed={} revision={}",
-                            c.workspace, c.subject, c.action, c.resource, got.allowed, got.revision
+                            "batch check {} {} {} {}: allowed={} reason={} revision={}",
+                            c.workspace,
+                            c.subject,
+                            c.action,
+                            c.resource,
+                            got.allowed,
+                            got.reason,
+                            got.revision
                         ));
                     }
                 }

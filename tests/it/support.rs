@@ -489,3 +489,11 @@ pub async fn raw_call_on<R: Message + Default + Send + 'static>(
         .await
         .map(tonic::Response::into_inner)
 }
+
+/// The wire enum's name in the words of `Explanation.rule`.
+pub fn reason_name(reason: i32) -> String {
+    let name = pb::Reason::try_from(reason)
+        .map(|r| r.as_str_name())
+        .unwrap_or("not a Reason");
+    name.strip_prefix("REASON_").unwrap_or(name).to_lowercase()
+}
