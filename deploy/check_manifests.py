@@ -94,6 +94,48 @@ def check_file_from_volume(pod, container, env_name, path, kind, objects):
         problem(f"{env_name}: {kind} {name} has no key {key!r}")
 
 
+def rule_covers(rule, port):
+    """Whether an ingress rule lets TCP traffic to `port` through."""
+    rule_ports = rule.get("ports")
+    if not rule_ports:
+        return True
+    for p in rule_ports:
+        if p.get("protocol", "TCP") != "TCP" or not isinstance(p.get("port"), int):
+            continue
+        if p["port"] <= port <= p.get("endPort", p["port"]):
+            return True
+    return False
+
+
+def check_network_policy(np, tmpl, rolecall_ports):
+    """A policy on the pod closes rolecall's pod-IP ports to all but the
+    peers it names, and leaves every other TCP port open, as the overlay's
+    comments promise."""
+    name = np["metadata"]["name"]
+    spec = np["spec"]
+    labels = tmpl["metadata"].get("labels") or {}
+    wanted = (spec.get("podSelector") or {}).get("matchLabels") or {}
+    if not wanted or any(labels.get(k) != v for k, v in wanted.items()):
+        problem(f"NetworkPolicy {name} selects {wanted}, not the pod {labels}")
+        return
+    if "Ingress" not in (spec.get("policyTypes") or []):
+        problem(f"NetworkPolicy {name} does not restrict Ingress")
+    rules = spec.get("ingress") or []
+    for port in sorted(p for p in rolecall_ports if p is not None):
+        covering = [r for r in rules if rule_covers(r, port)]
+        if not covering:
+            problem(f"NetworkPolicy {name} lets nobody reach port {port}: "
+                    "the control plane or Prometheus would be shut out")
+        if any(not r.get("from") for r in covering):
+            problem(f"NetworkPolicy {name} opens port {port} to everyone")
+    shut = [p for p in range(1, 65536)
+            if p not in rolecall_ports
+            and not any(not r.get("from") and rule_covers(r, p) for r in rules)]
+    if shut:
+        problem(f"NetworkPolicy {name} also closes {len(shut)} of the app's TCP ports "
+                f"(from {shut[0]}): only rolecall's ports should be restricted")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("rendered")
@@ -152,6 +194,9 @@ def main():
     if live_svc in ("", None, "rolecall.v1.Authz"):
         problem(f"livenessProbe checks {live_svc!r}, which is NOT_SERVING until a model is loaded: "
                 "a pod waiting for its first model would be restarted")
+
+    for np in (d for d in docs if d["kind"] == "NetworkPolicy"):
+        check_network_policy(np, tmpl, {admin_port, metrics_port})
 
     ann = tmpl["metadata"].get("annotations") or {}
     if ann.get("prometheus.io/scrape") != "true":

@@ -136,6 +136,7 @@ fi
 targets=(
   "deploy/base unix"
   "deploy/overlays/tcp-loopback tcp"
+  "deploy/overlays/network-policy unix"
 )
 for t in "${targets[@]}"; do
   read -r dir authz <<<"$t"
