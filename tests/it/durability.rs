@@ -1,8 +1,9 @@
 //! Durability of the real binary (SPEC 6): every acknowledged update
-//! survives `kill -9` and a restart without the bootstrap snapshot; a torn
-//! last write is cut and the valid prefix served; a damaged snapshot stops
-//! the start with a clear message. Each test runs `rolecall serve` on Unix
-//! sockets in its own temporary directory.
+//! survives `kill -9` and a restart without the bootstrap snapshot; a write
+//! that fails is never acknowledged; a torn last write is cut and the valid
+//! prefix served; a damaged snapshot stops the start with a clear message.
+//! Each test runs `rolecall serve` on Unix sockets in its own temporary
+//! directory.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
@@ -29,6 +30,29 @@ impl Rolecall {
     /// Starts the binary on `dir`'s sockets, token and state dir, with
     /// `extra` flags; `run` numbers its log files.
     fn spawn(dir: &Path, run: usize, extra: &[&str]) -> Rolecall {
+        Self::spawn_through(
+            Command::new(env!("CARGO_BIN_EXE_rolecall")),
+            dir,
+            run,
+            extra,
+        )
+    }
+
+    /// As `spawn`, with every file the process writes limited to `kib` KiB
+    /// (`ulimit -f`, with SIGXFSZ ignored): a write past it fails with
+    /// EFBIG, as one fails on a full disk.
+    fn spawn_with_file_limit(dir: &Path, run: usize, extra: &[&str], kib: u64) -> Rolecall {
+        let mut bash = Command::new("bash");
+        bash.args([
+            "-c",
+            &format!("trap '' XFSZ; ulimit -f {kib}; exec \"$@\""),
+            "bash",
+            env!("CARGO_BIN_EXE_rolecall"),
+        ]);
+        Self::spawn_through(bash, dir, run, extra)
+    }
+
+    fn spawn_through(mut command: Command, dir: &Path, run: usize, extra: &[&str]) -> Rolecall {
         fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
         // A token file readable by others is refused at start.
         fs::set_permissions(
@@ -39,7 +63,7 @@ impl Rolecall {
         let out = fs::File::create(dir.join(format!("run-{run}.out"))).unwrap();
         let err = fs::File::create(dir.join(format!("run-{run}.err"))).unwrap();
         let arg = |name: &str| dir.join(name).display().to_string();
-        let child = Command::new(env!("CARGO_BIN_EXE_rolecall"))
+        let child = command
             .arg("serve")
             .args(["--listen", &format!("unix:{}", arg("authz.sock"))])
             .args(["--admin-listen", &format!("unix:{}", arg("admin.sock"))])
@@ -341,6 +365,78 @@ async fn a_torn_tail_is_cut_and_the_valid_prefix_served() {
     let mut third = Rolecall::spawn(dir.path(), 3, &[]);
     let (authz, _) = third.ready().await;
     assert_eq!(nurse_reads(&authz, 4, None).await, (true, "5".to_string()));
+}
+
+#[tokio::test]
+async fn a_write_that_fails_is_not_acknowledged_and_nothing_acknowledged_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    // Files of at most 64 KiB: the demo's snapshot fits, a few hundred
+    // small deltas in one log segment do not.
+    let mut first = Rolecall::spawn_with_file_limit(dir.path(), 1, &["--compact-every", "0"], 64);
+    let (authz, admin) = first.ready().await;
+    let mut apply = ApplyStream::open(&mut admin_client(&admin, TOKEN)).await;
+    let mut acknowledged = 0;
+    let refusal = loop {
+        let i = acknowledged + 1;
+        assert!(i <= 5_000, "no write failed within the file size limit");
+        match apply.try_send(new_mini(i)).await {
+            Ok(r) => {
+                assert_eq!(
+                    r.result,
+                    Some(pb::apply_response::Result::Revision((i + 1).to_string()))
+                );
+                acknowledged = i;
+            }
+            Err(status) => break status,
+        }
+    };
+    let failed = acknowledged + 1;
+    assert!(acknowledged > 10, "only {acknowledged} updates fit");
+    assert_eq!(refusal.code(), tonic::Code::Unavailable, "{refusal:?}");
+    assert!(
+        refusal.message().contains(&format!("mini-{failed}"))
+            && refusal.message().contains("not applied"),
+        "{refusal:?}"
+    );
+
+    // Reads go on at the last acknowledged revision, without the update.
+    let last = (acknowledged + 1).to_string();
+    assert_eq!(status_revision(&admin).await, last);
+    assert_eq!(
+        nurse_reads(&authz, acknowledged, None).await,
+        (true, last.clone())
+    );
+    assert_eq!(
+        nurse_reads(&authz, failed, None).await,
+        (false, last.clone())
+    );
+    // And no further update is taken: what is on disk is unknown now.
+    let mut apply = ApplyStream::open(&mut admin_client(&admin, TOKEN)).await;
+    let again = apply.try_send(new_mini(failed + 1)).await.unwrap_err();
+    assert_eq!(again.code(), tonic::Code::Unavailable, "{again:?}");
+    assert!(again.message().contains("restarts"), "{again:?}");
+    first.kill_9();
+
+    // Restarted with room: every acknowledged update, nothing else, and
+    // revisions go on from the last acknowledged one.
+    let mut second = Rolecall::spawn(dir.path(), 2, &["--no-demo"]);
+    let (authz, admin) = second.ready().await;
+    assert_eq!(status_revision(&admin).await, last);
+    for i in [1, acknowledged / 2, acknowledged] {
+        assert_eq!(
+            nurse_reads(&authz, i, exact(&last)).await,
+            (true, last.clone())
+        );
+    }
+    assert_eq!(
+        nurse_reads(&authz, failed, None).await,
+        (false, last.clone())
+    );
+    let mut apply = ApplyStream::open(&mut admin_client(&admin, TOKEN)).await;
+    assert_eq!(
+        apply.applied(new_mini(failed)).await,
+        (acknowledged + 2).to_string()
+    );
 }
 
 #[tokio::test]
