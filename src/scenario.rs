@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::engine::{ResourceQuery, Snapshot};
+use crate::engine::{Reason, ResourceQuery, Snapshot};
 use crate::model::{InvalidSnapshot, SnapshotSpec};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,6 +135,30 @@ pub struct CheckCase {
     pub action: String,
     pub resource: ResourceCase,
     pub allowed: bool,
+    /// The rule that must decide it (`no_reach`, `unknown_subject`, ...):
+    /// so that a denial expected for one reason cannot pass for another,
+    /// such as a misspelt user id.
+    #[serde(default)]
+    pub reason: Option<Reason>,
+}
+
+impl CheckCase {
+    /// `reason: granted` goes with `allowed: true` only, and the other
+    /// reasons with `allowed: false`.
+    fn check_shape(&self) -> Result<(), String> {
+        match self.reason {
+            Some(r) if (r == Reason::Granted) != self.allowed => Err(format!(
+                "check {} {} {} {}: reason {} contradicts allowed: {}",
+                self.workspace,
+                self.subject,
+                self.action,
+                self.resource,
+                r.as_str(),
+                self.allowed
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,6 +216,7 @@ impl Scenario {
     /// A scenario either expects its snapshot refused (`reject`) or has
     /// cases to run on it (SPEC 6: `reject` comes "instead of cases").
     fn check_shape(&self) -> Result<(), String> {
+        self.checks.iter().try_for_each(CheckCase::check_shape)?;
         match (&self.reject, self.cases()) {
             (Some(_), 0) | (None, 1..) => Ok(()),
             (Some(_), _) => Err(
@@ -292,18 +317,30 @@ pub fn run(s: &Scenario) -> Vec<CaseResult> {
     let mut out = Vec::new();
     for c in &s.checks {
         let label = format!(
-            "check {} {} {} {} -> {}",
+            "check {} {} {} {} -> {}{}",
             c.workspace,
             c.subject,
             c.action,
             c.resource,
-            if c.allowed { "allow" } else { "deny" }
+            if c.allowed { "allow" } else { "deny" },
+            c.reason
+                .map(|r| format!(" ({})", r.as_str()))
+                .unwrap_or_default()
         );
         let failure = match check(&snap, c) {
-            Ok((got, _)) if got == c.allowed => None,
+            Ok((got, _))
+                if (got == Reason::Granted) == c.allowed && c.reason.unwrap_or(got) == got =>
+            {
+                None
+            }
             Ok((got, why)) => Some(format!(
-                "got {} ({why})",
-                if got { "allow" } else { "deny" }
+                "got {} by rule {} ({why})",
+                if got == Reason::Granted {
+                    "allow"
+                } else {
+                    "deny"
+                },
+                got.as_str()
             )),
             Err(e) => Some(e),
         };
@@ -353,8 +390,8 @@ pub fn compare_sorted(want: &[String], mut got: Vec<String>) -> Option<String> {
     (want != got).then(|| format!("got [{}]", got.join(", ")))
 }
 
-/// The decision, and why in words.
-fn check(snap: &Snapshot, c: &CheckCase) -> Result<(bool, String), String> {
+/// The rule that decided, and why in words.
+fn check(snap: &Snapshot, c: &CheckCase) -> Result<(Reason, String), String> {
     let ws = snap
         .workspace(&c.workspace)
         .ok_or_else(|| format!("unknown workspace {}", c.workspace))?;
@@ -365,7 +402,7 @@ fn check(snap: &Snapshot, c: &CheckCase) -> Result<(bool, String), String> {
     let (t, resolved) = ws.resolve(&q).map_err(|e| e.to_string())?;
     let perm = ws.perm_of(t, &c.action).map_err(|e| e.to_string())?;
     let e = ws.explain(&c.subject, &c.action, perm, &q, &resolved);
-    Ok((e.decision.allowed(), e.message))
+    Ok((e.decision.reason, e.message))
 }
 
 /// Walks the list a page at a time (page size 1, to exercise the cursor)
@@ -510,7 +547,61 @@ mod tests {
         let results = run(&s);
         assert_eq!(
             results[0].failure.as_deref(),
-            Some("got deny (no binding of u grants update on mini:m)")
+            Some("got deny by rule no_grant (no binding of u grants update on mini:m)")
         );
+    }
+
+    fn results_of(cases: &str) -> Vec<CaseResult> {
+        match parse(&format!("name: s\n{SNAPSHOT}\nchecks:\n{cases}")) {
+            Ok(s) => run(&s[0]),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn a_denial_for_another_reason_than_the_one_named_fails() {
+        let results = results_of(
+            "  - { workspace: w, subject: u, action: read, resource: \"mini:m\", allowed: true, reason: granted }\n\
+             \x20 - { workspace: w, subject: u-typo, action: update, resource: \"mini:m\", allowed: false }\n\
+             \x20 - { workspace: w, subject: u-typo, action: update, resource: \"mini:m\", allowed: false, reason: no_grant }\n\
+             \x20 - { workspace: w, subject: u, action: update, resource: \"mini:m\", allowed: false, reason: no_grant }\n",
+        );
+        let failures: Vec<Option<&str>> = results.iter().map(|r| r.failure.as_deref()).collect();
+        assert_eq!(
+            failures,
+            [
+                None,
+                None,
+                Some("got deny by rule unknown_subject (u-typo is not a user of workspace w)"),
+                None
+            ]
+        );
+        assert_eq!(
+            results[3].label,
+            "check w u update mini:m -> deny (no_grant)"
+        );
+    }
+
+    #[test]
+    fn a_reason_must_agree_with_allowed_and_be_a_rule() {
+        for (case, says) in [
+            (
+                "allowed: false, reason: granted",
+                "reason granted contradicts allowed: false",
+            ),
+            (
+                "allowed: true, reason: no_grant",
+                "reason no_grant contradicts allowed: true",
+            ),
+            (
+                "allowed: false, reason: nope",
+                "unknown variant `nope`, expected one of",
+            ),
+        ] {
+            let e = error_of(&format!(
+                "name: s\n{SNAPSHOT}\nchecks:\n  - {{ workspace: w, subject: u, action: read, resource: \"mini:m\", {case} }}\n"
+            ));
+            assert!(e.contains(says), "{case}: {e}");
+        }
     }
 }

@@ -4,8 +4,10 @@
 use std::fmt;
 
 /// Why a check came out as it did: the first rule of SPEC 1.1–1.2 that
-/// failed, or `Granted`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// failed, or `Granted`. Scenario files name it in its wire words
+/// (`no_reach`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reason {
     Granted,
     UnknownSubject,

@@ -113,6 +113,13 @@ async fn run(s: &Scenario, transport: Transport) -> Vec<String> {
                 continue;
             }
         };
+        if let Some(want) = c.reason.filter(|want| reason_name(reason) != want.as_str()) {
+            failures.push(format!(
+                "{label}: reason {} where the scenario says {}",
+                reason_name(reason),
+                want.as_str()
+            ));
+        }
         // The explanation agrees with the decision.
         let explained = pb::CheckRequest {
             explain: true,
@@ -155,8 +162,12 @@ async fn run(s: &Scenario, transport: Transport) -> Vec<String> {
                 }
                 for (c, got) in s.checks.iter().zip(&r.results) {
                     let granted = got.reason == pb::Reason::Granted as i32;
+                    let reason_ok = c
+                        .reason
+                        .is_none_or(|want| reason_name(got.reason) == want.as_str());
                     if got.allowed != c.allowed
                         || granted != c.allowed
+                        || !reason_ok
                         || got.revision != r.revision
                     {
                         failures.push(format!(
@@ -166,7 +177,7 @@ async fn run(s: &Scenario, transport: Transport) -> Vec<String> {
                             c.action,
                             c.resource,
                             got.allowed,
-                            got.reason,
+                            reason_name(got.reason),
                             got.revision
                         ));
                     }
