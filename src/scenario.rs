@@ -9,7 +9,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::engine::{Reason, ResourceQuery, Snapshot};
-use crate::model::{InvalidSnapshot, SnapshotSpec};
+use crate::model::parse::yaml_problem;
+use crate::model::{InvalidSnapshot, Problem, SnapshotSpec};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,6 +22,10 @@ pub struct Scenario {
     /// Kept raw, so that a snapshot with unknown fields is a scenario
     /// outcome, not a scenario file error.
     pub snapshot: serde_norway::Value,
+    /// What is wrong with the snapshot as typed data, placed at its line
+    /// in the file; read with the scenario (the raw value has no lines).
+    #[serde(skip)]
+    snapshot_problem: Option<Problem>,
     #[serde(default)]
     pub checks: Vec<CheckCase>,
     #[serde(default)]
@@ -192,15 +197,10 @@ impl Scenario {
     /// The snapshot as typed data (unknown fields are errors here).
     pub fn snapshot_spec(&self) -> Result<SnapshotSpec, InvalidSnapshot> {
         serde_norway::from_value(self.snapshot.clone()).map_err(|e| InvalidSnapshot {
-            problems: vec![crate::model::Problem::new(
-                if e.to_string().contains("unknown field") {
-                    crate::model::Rule::UnknownField
-                } else {
-                    crate::model::Rule::Syntax
-                },
-                "snapshot",
-                e.to_string(),
-            )],
+            problems: vec![self
+                .snapshot_problem
+                .clone()
+                .unwrap_or_else(|| yaml_problem(e, "snapshot"))],
         })
     }
 
@@ -242,7 +242,7 @@ pub fn read_file(path: &Path) -> Result<Vec<Scenario>, String> {
 pub fn read_each(path: &Path) -> Result<Vec<Result<Scenario, String>>, String> {
     let file = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: {e}"))?;
-    let scenarios = parse_each(&text).map_err(|e| format!("{file}: {e}"))?;
+    let scenarios = parse_each(&text, &file.to_string()).map_err(|e| format!("{file}: {e}"))?;
     if scenarios.is_empty() {
         return Err(format!("{file}: holds no scenario"));
     }
@@ -254,12 +254,13 @@ pub fn read_each(path: &Path) -> Result<Vec<Result<Scenario, String>>, String> {
 
 /// Parses every scenario of a text; the first malformed one is the error.
 pub fn parse(text: &str) -> Result<Vec<Scenario>, String> {
-    parse_each(text)?.into_iter().collect()
+    parse_each(text, "scenario")?.into_iter().collect()
 }
 
 /// Parses each document of a text as a scenario, skipping empty ones. The
-/// outer error is YAML that cannot be split into documents at all.
-fn parse_each(text: &str) -> Result<Vec<Result<Scenario, String>>, String> {
+/// outer error is YAML that cannot be split into documents at all. A
+/// snapshot's problem is placed at `origin:line:column`.
+fn parse_each(text: &str, origin: &str) -> Result<Vec<Result<Scenario, String>>, String> {
     // A first pass finds the empty documents (a leading or trailing
     // `---`); the second reads the others straight into scenarios, so
     // errors carry their line and column.
@@ -268,19 +269,31 @@ fn parse_each(text: &str) -> Result<Vec<Result<Scenario, String>>, String> {
         let value = serde_norway::Value::deserialize(doc).map_err(|e| e.to_string())?;
         empty.push(value.is_null());
     }
+    // A third reads each snapshot as typed data, for the line of its error.
+    let snapshot_problems =
+        serde_norway::Deserializer::from_str(text).map(|doc| TypedSnapshot::deserialize(doc).err());
     let documents = serde_norway::Deserializer::from_str(text);
     Ok(documents
         .zip(empty)
+        .zip(snapshot_problems)
         .enumerate()
-        .filter(|(_, (_, empty))| !empty)
-        .map(|(i, (doc, _))| {
+        .filter(|(_, ((_, empty), _))| !empty)
+        .map(|(i, ((doc, _), snapshot_error))| {
             let place = format!("document {}", i + 1);
-            let s = Scenario::deserialize(doc).map_err(|e| format!("{place}: {e}"))?;
+            let mut s = Scenario::deserialize(doc).map_err(|e| format!("{place}: {e}"))?;
             s.check_shape()
                 .map_err(|e| format!("{place}, scenario \"{}\": {e}", s.name))?;
+            s.snapshot_problem = snapshot_error.map(|e| yaml_problem(e, origin));
             Ok(s)
         })
         .collect())
+}
+
+/// A scenario's snapshot alone, as typed data (its other fields ignored).
+#[derive(Deserialize)]
+struct TypedSnapshot {
+    #[serde(rename = "snapshot")]
+    _snapshot: SnapshotSpec,
 }
 
 /// The outcome of one case.
@@ -474,7 +487,7 @@ mod tests {
     const SNAPSHOT: &str = "snapshot: { workspaces: [ { id: w, users: [ { id: u, bindings: [ { role: viewer } ] } ], resources: [ { type: mini, id: m } ] } ] }";
 
     fn each(text: &str) -> Vec<Result<Scenario, String>> {
-        match parse_each(text) {
+        match parse_each(text, "scenario") {
             Ok(s) => s,
             Err(e) => panic!("{e}"),
         }
@@ -579,6 +592,26 @@ mod tests {
         assert_eq!(
             results[3].label,
             "check w u update mini:m -> deny (no_grant)"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_s_typo_is_placed_at_its_line() {
+        let text = format!(
+            "name: fine\n{SNAPSHOT}\nchecks:\n  - {{ workspace: w, subject: u, action: read, resource: \"mini:m\", allowed: true }}\n---\n\
+             name: typo\nsnapshot:\n  workspaces:\n    - id: w\n      users:\n        - {{ id: u, bindingz: [] }}\n\
+             checks:\n  - {{ workspace: w, subject: u, action: read, resource: \"mini:m\", allowed: true }}\n"
+        );
+        let scenarios = match parse(&text) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(run(&scenarios[0]).iter().all(|r| r.failure.is_none()));
+        let failure = run(&scenarios[1]).remove(0).failure.unwrap_or_default();
+        assert!(
+            failure.contains("scenario:11:")
+                && failure.contains("users[0]: unknown field `bindingz`"),
+            "{failure}"
         );
     }
 

@@ -91,11 +91,20 @@ fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, ParseError> {
 }
 
 fn from_yaml<T: DeserializeOwned>(text: &str) -> Result<T, ParseError> {
-    serde_norway::from_str(text).map_err(|e| ParseError {
+    serde_norway::from_str(text).map_err(yaml_error)
+}
+
+fn yaml_error(e: serde_norway::Error) -> ParseError {
+    ParseError {
         place: e.location().map(|l| (l.line(), l.column())),
         retry_as_yaml: false,
         message: e.to_string(),
-    })
+    }
+}
+
+/// A YAML reader's error as a problem placed at `origin:line:column`.
+pub fn yaml_problem(e: serde_norway::Error, origin: &str) -> Problem {
+    yaml_error(e).problem(origin)
 }
 
 fn problem(place: String, message: String) -> Problem {
