@@ -342,7 +342,7 @@ pub fn run(s: &Scenario) -> Vec<CaseResult> {
         );
         let failure = match check(&snap, c) {
             Ok((got, _))
-                if (got == Reason::Granted) == c.allowed && c.reason.unwrap_or(got) == got =>
+                if (got == Reason::Granted) == c.allowed && c.reason.is_none_or(|r| r == got) =>
             {
                 None
             }
