@@ -1,4 +1,4 @@
-//! The `rolecall` command: serve, validate, test, gen.
+//! The `rolecall` command: serve, validate, test, check, gen.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,8 +41,35 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Decide one check on a snapshot file and say why. Exits 0 when it is
+    /// allowed, 1 when it is denied, 2 when it cannot be asked.
+    Check(CheckArgs),
     /// Write a synthetic snapshot of a given size, for benchmarks.
     Gen(rolecall::gen::GenArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// The snapshot file (YAML or JSON).
+    #[arg(long)]
+    snapshot: PathBuf,
+    #[arg(long)]
+    workspace: String,
+    /// The user id.
+    #[arg(long)]
+    subject: String,
+    #[arg(long)]
+    action: String,
+    /// `type:id`; or, for a resource not created yet, its type alone, with
+    /// `--parent` and `--label`.
+    #[arg(long)]
+    resource: String,
+    /// The parent of a resource not created yet (`type:id`).
+    #[arg(long)]
+    parent: Option<String>,
+    /// A label of a resource not created yet (repeat it for several).
+    #[arg(long = "label")]
+    labels: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -51,6 +78,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Validate { files } => validate(&files),
         Command::Test { files, quiet } => test(&files, quiet),
+        Command::Check(args) => check(&args),
         Command::Gen(args) => match rolecall::gen::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -169,4 +197,62 @@ fn test(files: &[PathBuf], quiet: bool) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Exit code of `check` when the question cannot be asked.
+const CHECK_ERROR: u8 = 2;
+
+fn check(args: &CheckArgs) -> ExitCode {
+    match explain_check(args) {
+        Ok(e) => {
+            let allowed = e.decision.allowed();
+            let verdict = if allowed { "allow" } else { "deny" };
+            println!("{verdict} ({}): {}", e.decision.reason.as_str(), e.message);
+            for b in &e.granted_by {
+                println!("  granted by {b}");
+            }
+            if let Some(p) = &e.reach_through {
+                println!("  reach through {p}");
+            }
+            if allowed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("rolecall check: {e}");
+            ExitCode::from(CHECK_ERROR)
+        }
+    }
+}
+
+fn explain_check(args: &CheckArgs) -> Result<rolecall::engine::Explanation, String> {
+    use rolecall::scenario::ResourceCase;
+    let new = args.parent.is_some() || !args.labels.is_empty();
+    let resource = match (args.resource.contains(':'), new) {
+        (true, false) => ResourceCase::Key(args.resource.clone()),
+        (false, _) => ResourceCase::New {
+            type_: args.resource.clone(),
+            parent: args.parent.clone(),
+            labels: args.labels.clone(),
+        },
+        (true, true) => {
+            return Err(format!(
+                "--resource {}: --parent and --label describe a resource not created yet; \
+                 give its type alone",
+                args.resource
+            ))
+        }
+    };
+    let snap = rolecall::model::parse::read_snapshot_file(&args.snapshot)
+        .and_then(|spec| rolecall::engine::Snapshot::from_spec(&spec))
+        .map_err(|e| format!("{}: invalid: {e}", args.snapshot.display()))?;
+    rolecall::scenario::explain(
+        &snap,
+        &args.workspace,
+        &args.subject,
+        &args.action,
+        &resource,
+    )
 }

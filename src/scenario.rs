@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::engine::{Reason, ResourceQuery, Snapshot};
+use crate::engine::{Explanation, Reason, ResourceQuery, Snapshot};
 use crate::model::parse::yaml_problem;
 use crate::model::{InvalidSnapshot, Problem, SnapshotSpec};
 
@@ -405,17 +405,28 @@ pub fn compare_sorted(want: &[String], mut got: Vec<String>) -> Option<String> {
 
 /// The rule that decided, and why in words.
 fn check(snap: &Snapshot, c: &CheckCase) -> Result<(Reason, String), String> {
-    let ws = snap
-        .workspace(&c.workspace)
-        .ok_or_else(|| format!("unknown workspace {}", c.workspace))?;
-    let q = c
-        .resource
-        .query()
-        .ok_or_else(|| format!("resource \"{}\" must be written type:id", c.resource))?;
-    let (t, resolved) = ws.resolve(&q).map_err(|e| e.to_string())?;
-    let perm = ws.perm_of(t, &c.action).map_err(|e| e.to_string())?;
-    let e = ws.explain(&c.subject, &c.action, perm, &q, &resolved);
+    let e = explain(snap, &c.workspace, &c.subject, &c.action, &c.resource)?;
     Ok((e.decision.reason, e.message))
+}
+
+/// One check on a snapshot, explained; the error is a question that
+/// cannot be asked (an unknown workspace, type or action).
+pub fn explain(
+    snap: &Snapshot,
+    workspace: &str,
+    subject: &str,
+    action: &str,
+    resource: &ResourceCase,
+) -> Result<Explanation, String> {
+    let ws = snap
+        .workspace(workspace)
+        .ok_or_else(|| format!("unknown workspace {workspace}"))?;
+    let q = resource
+        .query()
+        .ok_or_else(|| format!("resource \"{resource}\" must be written type:id"))?;
+    let (t, resolved) = ws.resolve(&q).map_err(|e| e.to_string())?;
+    let perm = ws.perm_of(t, action).map_err(|e| e.to_string())?;
+    Ok(ws.explain(subject, action, perm, &q, &resolved))
 }
 
 /// Walks the list a page at a time (page size 1, to exercise the cursor)

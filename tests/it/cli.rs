@@ -1,6 +1,6 @@
 //! The `rolecall` binary's own answers, as an operator sees them: what
-//! `validate` prints for files with nothing in them, and boolean
-//! environment variables written the usual ways.
+//! `validate` prints for files with nothing in them, boolean environment
+//! variables written the usual ways, and `check`'s answers and exit codes.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -64,4 +64,96 @@ fn rolecall_no_demo_takes_1_as_true() {
     let log = seen.join("\n");
     assert!(log.contains("no model loaded"), "{log}");
     assert!(!log.contains("model loaded revision"), "{log}");
+}
+
+/// `rolecall check` on the demo model: its exit code and what it prints.
+fn check(args: &[&str]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let demo = dir.path().join("demo.yaml");
+    std::fs::write(&demo, rolecall::server::DEMO_SNAPSHOT).unwrap_or_else(|e| panic!("{e}"));
+    let out = rolecall()
+        .arg("check")
+        .arg("--snapshot")
+        .arg(&demo)
+        .args(["--workspace", "sunrise-care"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), said)
+}
+
+#[test]
+fn check_decides_one_question_on_a_file_and_says_why() {
+    let nurse = ["--subject", "u-nurse", "--action", "read"];
+    let (code, said) = check(&[&nurse[..], &["--resource", "record:r-rose-1"]].concat());
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.starts_with("allow (granted): ")
+            && said.contains("granted by role record_all_viewer at workspace")
+            && said.contains("reach through mini:m-rose"),
+        "{said}"
+    );
+
+    let (code, said) = check(&[&nurse[..], &["--resource", "record:r-oak-1"]].concat());
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.starts_with("deny (no_reach): "), "{said}");
+
+    // A resource not created yet: its type, parent and labels.
+    let new_record = [
+        "--action",
+        "create",
+        "--resource",
+        "record",
+        "--parent",
+        "mini:m-ivy",
+        "--label",
+        "site-a",
+    ];
+    let (code, said) = check(&[&["--subject", "u-editor"][..], &new_record].concat());
+    assert_eq!(code, Some(0), "{said}");
+    let (code, said) = check(&[&["--subject", "u-nurse"][..], &new_record].concat());
+    assert_eq!(
+        (code, said.starts_with("deny (no_grant)")),
+        (Some(1), true),
+        "{said}"
+    );
+}
+
+#[test]
+fn check_exits_2_when_the_question_cannot_be_asked() {
+    for (args, says) in [
+        (
+            &[
+                "--subject",
+                "u-nurse",
+                "--action",
+                "fly",
+                "--resource",
+                "record:r-rose-1",
+            ][..],
+            "has no action \"fly\"",
+        ),
+        (
+            &[
+                "--subject",
+                "u-nurse",
+                "--action",
+                "read",
+                "--resource",
+                "record:r-1",
+                "--parent",
+                "mini:m-ivy",
+            ],
+            "give its type alone",
+        ),
+    ] {
+        let (code, said) = check(args);
+        assert_eq!(code, Some(2), "{said}");
+        assert!(said.contains(says), "{said}");
+    }
 }
