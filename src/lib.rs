@@ -30,6 +30,7 @@ pub mod api;
 pub mod durable;
 pub mod engine;
 pub mod gen;
+pub mod junit;
 pub mod memory;
 pub mod metrics;
 pub mod model;

@@ -40,6 +40,9 @@ enum Command {
         /// Print only failures and the summary.
         #[arg(short, long)]
         quiet: bool,
+        /// Also write the results to this file as a JUnit XML report.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Decide one check on a snapshot file and say why. Exits 0 when it is
     /// allowed, 1 when it is denied, 2 when it cannot be asked.
@@ -77,7 +80,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Validate { files } => validate(&files),
-        Command::Test { files, quiet } => test(&files, quiet),
+        Command::Test {
+            files,
+            quiet,
+            junit,
+        } => test(&files, quiet, junit.as_deref()),
         Command::Check(args) => check(&args),
         Command::Gen(args) => match rolecall::gen::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
@@ -154,44 +161,61 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     }
 }
 
-fn test(files: &[PathBuf], quiet: bool) -> ExitCode {
-    let (mut passed, mut failed) = (0usize, 0usize);
+fn test(files: &[PathBuf], quiet: bool, junit: Option<&std::path::Path>) -> ExitCode {
+    use rolecall::junit::Suite;
+    let mut suites = Vec::new();
     for f in files {
+        let file = f.display().to_string();
         let scenarios = match rolecall::scenario::read_each(f) {
             Ok(s) => s,
             Err(e) => {
                 println!("ERROR {e}");
-                failed += 1;
+                suites.push(Suite {
+                    file,
+                    name: String::new(),
+                    outcome: Err(e),
+                });
                 continue;
             }
         };
-        for s in &scenarios {
+        for s in scenarios {
             let s = match s {
                 Ok(s) => s,
                 Err(e) => {
                     println!("ERROR {e}");
-                    failed += 1;
+                    suites.push(Suite {
+                        file: file.clone(),
+                        name: String::new(),
+                        outcome: Err(e),
+                    });
                     continue;
                 }
             };
-            println!("{}: {}", f.display(), s.name);
-            for r in rolecall::scenario::run(s) {
+            println!("{file}: {}", s.name);
+            let results = rolecall::scenario::run(&s);
+            for r in &results {
                 match &r.failure {
-                    None => {
-                        passed += 1;
-                        if !quiet {
-                            println!("  PASS {}", r.label);
-                        }
-                    }
-                    Some(why) => {
-                        failed += 1;
-                        println!("  FAIL {}: {why}", r.label);
-                    }
+                    None if !quiet => println!("  PASS {}", r.label),
+                    None => {}
+                    Some(why) => println!("  FAIL {}: {why}", r.label),
                 }
             }
+            suites.push(Suite {
+                file: file.clone(),
+                name: s.name,
+                outcome: Ok(results),
+            });
         }
     }
+    let failed: usize = suites.iter().map(|s| s.failures() + s.errors()).sum();
+    let passed = suites.iter().map(Suite::tests).sum::<usize>() - failed;
     println!("{passed} passed, {failed} failed");
+    if let Some(path) = junit {
+        if let Err(e) = std::fs::write(path, rolecall::junit::report(&suites)) {
+            eprintln!("rolecall test: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
     if failed == 0 {
         ExitCode::SUCCESS
     } else {

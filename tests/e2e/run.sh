@@ -154,4 +154,29 @@ out="$(check u-nurse read record r-new-1)"
 
 kill -TERM "$server_pid"; wait "$server_pid" || fail "rolecall exited non-zero"
 server_pid=""
+
+step "rolecall test --junit: a report an XML parser reads, the failure in it"
+cat >"$work/failing.yaml" <<'YAML'
+name: one pass, one failure
+snapshot: { workspaces: [ { id: w, users: [ { id: u, bindings: [ { role: viewer } ] } ], resources: [ { type: mini, id: m } ] } ] }
+checks:
+  - { workspace: w, subject: u, action: read, resource: "mini:m", allowed: true }
+  - { workspace: w, subject: u, action: update, resource: "mini:m", allowed: true }
+YAML
+if "$bin" test --quiet --junit "$work/junit.xml" "$root"/tests/scenarios/*.yaml "$work/failing.yaml" >"$work/test.out"; then
+  fail "rolecall test passed a failing scenario"
+fi
+summary="$(tail -n 1 "$work/test.out")"
+"$py" - "$work/junit.xml" "$summary" <<'PY' || fail "the JUnit report: $(head -c 600 "$work/junit.xml")"
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+passed, failed = (int(w) for w in sys.argv[2].replace(",", "").split()[::2])
+assert root.tag == "testsuites", root.tag
+assert int(root.get("tests")) == passed + failed and int(root.get("failures")) == failed == 1, (root.attrib, sys.argv[2])
+cases = root.findall("testsuite/testcase")
+assert len(cases) == passed + failed, len(cases)
+bad = [c for c in cases if c.find("failure") is not None]
+assert [c.get("name") for c in bad] == ["check w u update mini:m -> allow"], [c.get("name") for c in bad]
+assert "by rule no_grant" in bad[0].find("failure").text, bad[0].find("failure").text
+PY
 echo "== e2e passed"
