@@ -6,6 +6,7 @@
 //! | metric | labels | what |
 //! |---|---|---|
 //! | `rolecall_decisions_total` | `rpc`, `result` | Check and CheckBatch: one per decision, `allow` or `deny`; ListVisible and ListSubjects: one per request, `ok`; any RPC: one per failed request, `error` |
+//! | `rolecall_denials_total` | `rpc`, `reason` | Check and CheckBatch: one per denial, by the rule that decided it (`no_grant`, `no_reach`, `unknown_subject`, ...; the wire `reason`); a series appears with its first denial |
 //! | `rolecall_rpc_errors_total` | `rpc`, `code` | failed requests by gRPC status code (`InvalidArgument`, `NotFound`, ...) |
 //! | `rolecall_rpc_duration_seconds` | `rpc` | histogram of the time a request takes, from decoded to answered |
 //! | `rolecall_revision` | | the current revision (0: no model) |
@@ -49,10 +50,11 @@ use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, Promet
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use crate::engine::CompiledWorkspace;
+use crate::engine::{CompiledWorkspace, Reason};
 use crate::store::{Store, Versioned};
 
 pub const DECISIONS: &str = "rolecall_decisions_total";
+pub const DENIALS: &str = "rolecall_denials_total";
 pub const RPC_ERRORS: &str = "rolecall_rpc_errors_total";
 pub const RPC_DURATION: &str = "rolecall_rpc_duration_seconds";
 pub const REVISION: &str = "rolecall_revision";
@@ -147,25 +149,47 @@ impl Rpc {
     }
 }
 
+/// How many decisions of a Check or CheckBatch each rule made, indexed by
+/// the wire value of `pb::Reason` (1 is granted; 0 is never sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rules([u64; Reason::ALL.len() + 1]);
+
+impl Rules {
+    /// Counts one decision by its wire `reason`.
+    pub fn add(&mut self, reason: i32) {
+        if let Some(n) = usize::try_from(reason).ok().and_then(|i| self.0.get_mut(i)) {
+            *n += 1;
+        }
+    }
+
+    /// One decision.
+    pub fn one(reason: i32) -> Rules {
+        let mut r = Rules::default();
+        r.add(reason);
+        r
+    }
+
+    fn allowed(&self) -> u64 {
+        self.0[1]
+    }
+
+    /// The denials, by the index of their rule in [`Reason::ALL`].
+    fn denials(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        (1..Reason::ALL.len())
+            .map(|i| (i, self.0[i + 1]))
+            .filter(|&(_, n)| n > 0)
+    }
+}
+
 /// How one RPC ended, for the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Check or CheckBatch answered with these decisions.
-    Decided { allowed: u64, denied: u64 },
+    Decided(Rules),
     /// A list page answered.
     Answered,
     /// The call failed with this status.
     Failed(tonic::Code),
-}
-
-impl Outcome {
-    /// One decision.
-    pub fn decision(allowed: bool) -> Outcome {
-        Outcome::Decided {
-            allowed: u64::from(allowed),
-            denied: u64::from(!allowed),
-        }
-    }
 }
 
 /// The handles of one RPC, registered once.
@@ -176,6 +200,9 @@ struct RpcMetrics {
     /// `result="deny"`; a no-op handle for lists.
     deny: Counter,
     error: Counter,
+    /// `rolecall_denials_total` per rule, by index in [`Reason::ALL`],
+    /// registered on the first denial by that rule.
+    denials: [OnceLock<Counter>; Reason::ALL.len()],
     duration: Histogram,
     /// Per status code, registered on the first failure with that code so
     /// that the output does not carry 17 zero series per RPC.
@@ -201,8 +228,19 @@ impl RpcMetrics {
             allow_or_ok,
             deny,
             error: ::metrics::counter!(DECISIONS, "rpc" => name, "result" => "error"),
+            denials: Default::default(),
             duration: ::metrics::histogram!(RPC_DURATION, "rpc" => name),
             by_code: Default::default(),
+        }
+    }
+
+    fn denied(&self, rule: usize, n: u64) {
+        self.deny.increment(n);
+        if let (Some(cell), Some(reason)) = (self.denials.get(rule), Reason::ALL.get(rule)) {
+            cell.get_or_init(|| {
+                ::metrics::counter!(DENIALS, "rpc" => self.rpc.label(), "reason" => reason.as_str())
+            })
+            .increment(n);
         }
     }
 
@@ -341,12 +379,12 @@ impl RpcTimer {
         };
         m.duration.record(started.elapsed().as_secs_f64());
         match outcome() {
-            Outcome::Decided { allowed, denied } => {
-                if allowed > 0 {
-                    m.allow_or_ok.increment(allowed);
+            Outcome::Decided(rules) => {
+                if rules.allowed() > 0 {
+                    m.allow_or_ok.increment(rules.allowed());
                 }
-                if denied > 0 {
-                    m.deny.increment(denied);
+                for (rule, n) in rules.denials() {
+                    m.denied(rule, n);
                 }
             }
             Outcome::Answered => m.allow_or_ok.increment(1),

@@ -31,7 +31,7 @@ use super::page_token::{self, PageToken};
 use super::status::ApiError;
 use super::Limits;
 use crate::engine::{batch, CompiledWorkspace, ResourceQuery};
-use crate::metrics::{Outcome, Rpc, RpcTimer};
+use crate::metrics::{Outcome, Rpc, RpcTimer, Rules};
 use crate::pb;
 use crate::store::{Consistency, Store, StoreError, Versioned};
 
@@ -385,17 +385,17 @@ trait Counted {
 
 impl Counted for pb::CheckResponse {
     fn outcome(&self) -> Outcome {
-        Outcome::decision(self.allowed)
+        Outcome::Decided(Rules::one(self.reason))
     }
 }
 
 impl Counted for pb::CheckBatchResponse {
     fn outcome(&self) -> Outcome {
-        let allowed = self.results.iter().filter(|r| r.allowed).count() as u64;
-        Outcome::Decided {
-            allowed,
-            denied: self.results.len() as u64 - allowed,
+        let mut rules = Rules::default();
+        for r in &self.results {
+            rules.add(r.reason);
         }
+        Outcome::Decided(rules)
     }
 }
 

@@ -385,19 +385,10 @@ mod tests {
     #[test]
     fn each_rule_goes_on_the_wire_under_its_own_name() {
         use engine::Reason as R;
-        let all = [
-            R::Granted,
-            R::UnknownSubject,
-            R::Suspended,
-            R::UnknownResource,
-            R::FeatureDisabled,
-            R::NoGrant,
-            R::NoReach,
-            R::RankTooLow,
-        ];
-        for r in all {
+        for (i, r) in R::ALL.into_iter().enumerate() {
             let want = format!("REASON_{}", r.as_str().to_uppercase());
             assert_eq!(reason(r).as_str_name(), want);
+            assert_eq!(reason(r) as usize, i + 1, "Reason::ALL is in wire order");
             let answer = check_response(engine::Decision::new(r), "7".into(), None);
             assert_eq!(answer.reason, reason(r) as i32);
             assert_eq!(answer.allowed, r == R::Granted);

@@ -22,6 +22,18 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every rule, in the order of their wire values (`pb::Reason`, 1 to 8).
+    pub const ALL: [Reason; 8] = [
+        Reason::Granted,
+        Reason::UnknownSubject,
+        Reason::Suspended,
+        Reason::UnknownResource,
+        Reason::FeatureDisabled,
+        Reason::NoGrant,
+        Reason::NoReach,
+        Reason::RankTooLow,
+    ];
+
     /// The machine-readable name used on the wire.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -132,7 +132,8 @@ async fn metrics_count_decisions_and_follow_the_revision() {
     let channel = connect_when_up(&format!("http://127.0.0.1:{authz_port}")).await;
     let mut authz = pb::authz_client::AuthzClient::new(channel.clone());
 
-    // Two allows, one deny, one unknown workspace (NOT_FOUND).
+    // Two allows, two denials (by reach, by an unknown user), one unknown
+    // workspace (NOT_FOUND).
     let allow = || {
         check(
             "sunrise-care",
@@ -147,7 +148,13 @@ async fn metrics_count_decisions_and_follow_the_revision() {
         "read",
         existing("record", "r-oak-1"),
     );
-    for req in [allow(), allow(), deny.clone()] {
+    let ghost = check(
+        "sunrise-care",
+        "u-ghost",
+        "read",
+        existing("record", "r-rose-1"),
+    );
+    for req in [allow(), allow(), deny.clone(), ghost] {
         authz
             .check(req)
             .await
@@ -218,6 +225,18 @@ async fn metrics_count_decisions_and_follow_the_revision() {
         ),
         (
             r#"rolecall_decisions_total{rpc="check",result="deny"}"#,
+            2.0,
+        ),
+        (
+            r#"rolecall_denials_total{rpc="check",reason="no_reach"}"#,
+            1.0,
+        ),
+        (
+            r#"rolecall_denials_total{rpc="check",reason="unknown_subject"}"#,
+            1.0,
+        ),
+        (
+            r#"rolecall_denials_total{rpc="check_batch",reason="no_reach"}"#,
             1.0,
         ),
         (
@@ -256,14 +275,14 @@ async fn metrics_count_decisions_and_follow_the_revision() {
             r#"rolecall_decisions_total{rpc="list_subjects",result="ok"}"#,
             1.0,
         ),
-        (r#"rolecall_rpc_duration_seconds_count{rpc="check"}"#, 4.0),
+        (r#"rolecall_rpc_duration_seconds_count{rpc="check"}"#, 5.0),
         (
             r#"rolecall_rpc_duration_seconds_count{rpc="check_batch"}"#,
             1.0,
         ),
         (
             r#"rolecall_rpc_duration_seconds_bucket{rpc="check",le="+Inf"}"#,
-            4.0,
+            5.0,
         ),
         (r#"rolecall_updates_total{result="accepted"}"#, 1.0),
         (r#"rolecall_updates_total{result="rejected"}"#, 1.0),
@@ -289,6 +308,11 @@ async fn metrics_count_decisions_and_follow_the_revision() {
             None => format!(r#"rolecall_model_items{{workspace="sunrise-care",kind="{series}"}}"#),
         };
         assert_eq!(value(&text, &series), Some(exact), "{series}\n{text}");
+    }
+    // A rule that denied nothing has no series; nor does an allow.
+    for reason in ["rank_too_low", "granted"] {
+        let series = format!(r#"rolecall_denials_total{{rpc="check",reason="{reason}"}}"#);
+        assert_eq!(value(&text, &series), None, "{series}\n{text}");
     }
     // Lists are requests, not decisions; only this server had a model.
     assert_eq!(
