@@ -27,7 +27,8 @@ struct Cli {
 enum Command {
     /// Serve the Authz gRPC API (with health and reflection) until SIGTERM.
     Serve(rolecall::server::ServeArgs),
-    /// Check a snapshot file and print every problem with its place.
+    /// Check a snapshot file and print every problem with its place, and
+    /// what a valid one holds that is worth a look (lint).
     Validate {
         /// Snapshot files (YAML or JSON).
         #[arg(required = true)]
@@ -146,6 +147,10 @@ fn validate(files: &[PathBuf]) -> ExitCode {
                         w.model.listed_resources(),
                         w.seats_in_use()
                     );
+                    // Valid, but worth a look (the same findings as Admin.Status).
+                    for finding in rolecall::model::lint::lint(&w.model) {
+                        println!("{}: workspace {}: lint: {finding}", f.display(), w.model.id);
+                    }
                 }
             }
             Err(e) => {

@@ -157,3 +157,33 @@ fn check_exits_2_when_the_question_cannot_be_asked() {
         assert!(said.contains(says), "{said}");
     }
 }
+
+#[test]
+fn validate_names_what_a_valid_snapshot_holds_that_is_worth_a_look() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("lint.yaml");
+    std::fs::write(
+        &file,
+        "workspaces:\n  - id: w\n    roles:\n      - { id: retired, name: Retired, grants: [\"mini:read\"], disabled: true }\n      - { id: spare, name: Spare, grants: [\"mini:read\"] }\n    users:\n      - { id: u-old, bindings: [ { role: retired } ] }\n      - { id: u-admin, bindings: [ { role: admin } ] }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = rolecall()
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let said = String::from_utf8_lossy(&out.stdout);
+    // Lint findings are not errors: the file is valid.
+    assert!(out.status.success(), "{said}");
+    let lint: Vec<&str> = said.lines().filter(|l| l.contains(": lint: ")).collect();
+    assert_eq!(lint.len(), 2, "{said}");
+    assert!(
+        lint[0]
+            .ends_with("user \"u-old\" holds only disabled roles (retired): they can do nothing"),
+        "{said}"
+    );
+    assert!(
+        lint[1].contains("role \"spare\" (Spare) is not bound"),
+        "{said}"
+    );
+}
