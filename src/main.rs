@@ -169,17 +169,21 @@ fn validate(files: &[PathBuf]) -> ExitCode {
 fn test(files: &[PathBuf], quiet: bool, junit: Option<&std::path::Path>) -> ExitCode {
     use rolecall::junit::Suite;
     let mut suites = Vec::new();
+    // A file or scenario that cannot be read counts as one failure.
+    let unreadable = |file: &str, e: String| {
+        println!("ERROR {e}");
+        Suite {
+            file: file.to_string(),
+            name: String::new(),
+            outcome: Err(e),
+        }
+    };
     for f in files {
         let file = f.display().to_string();
         let scenarios = match rolecall::scenario::read_each(f) {
             Ok(s) => s,
             Err(e) => {
-                println!("ERROR {e}");
-                suites.push(Suite {
-                    file,
-                    name: String::new(),
-                    outcome: Err(e),
-                });
+                suites.push(unreadable(&file, e));
                 continue;
             }
         };
@@ -187,12 +191,7 @@ fn test(files: &[PathBuf], quiet: bool, junit: Option<&std::path::Path>) -> Exit
             let s = match s {
                 Ok(s) => s,
                 Err(e) => {
-                    println!("ERROR {e}");
-                    suites.push(Suite {
-                        file: file.clone(),
-                        name: String::new(),
-                        outcome: Err(e),
-                    });
+                    suites.push(unreadable(&file, e));
                     continue;
                 }
             };
