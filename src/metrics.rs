@@ -25,8 +25,9 @@
 //! The recorder is process-global (the `metrics` facade has one), installed
 //! once by [`install`], which also registers every per-RPC handle into one
 //! static. An RPC then costs one `OnceLock` load, one `Instant::now()`, one
-//! atomic counter add and one lock-free histogram push: no lookup, no
-//! string, no allocation. Without `--metrics-listen` nothing is installed
+//! atomic counter add and one lock-free histogram push, and a denial one
+//! more `OnceLock` load and add (its rule's counter): no lookup, no string,
+//! no allocation. Without `--metrics-listen` nothing is installed
 //! and an RPC pays the `OnceLock` load only.
 //!
 //! The model gauges are not set by the RPCs or the publishers: a task
