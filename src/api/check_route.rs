@@ -1,8 +1,9 @@
 //! `rolecall.v1.Authz` as served: the generated server, with its Check and
 //! CheckBatch routes decoded off the wire ([`CheckWire`], no allocation
 //! per request; [`CheckBatchWire`], one buffer per batch) instead of by
-//! prost. The other methods, and everything about errors and sizes, are the
-//! generated server's.
+//! prost, and CheckBatch's answers written by [`BatchAnswerEncoder`]. The
+//! other methods, and everything about errors and sizes, are the generated
+//! server's.
 
 use std::convert::Infallible;
 use std::marker::PhantomData;
@@ -12,13 +13,14 @@ use std::task::{Context, Poll};
 use prost::bytes::Buf;
 use prost::DecodeError;
 use tonic::body::Body as TonicBody;
-use tonic::codec::{Codec, DecodeBuf, Decoder};
+use tonic::codec::{Codec, DecodeBuf, Decoder, Encoder};
 use tonic::codegen::{http, Body, BoxFuture, Service, StdError};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Status};
 use tonic_prost::ProstEncoder;
 
 use super::authz::{AuthzService, CheckFuture};
+use super::batch_answer::BatchAnswerEncoder;
 use super::batch_wire::CheckBatchWire;
 use super::check_wire::CheckWire;
 use super::codec::malformed;
@@ -126,10 +128,11 @@ impl UnaryService<CheckBatchWire> for CheckBatchMethod {
     }
 }
 
-/// A request message read off the wire by its own reader, answered
-/// through prost.
+/// A request message read off the wire by its own reader, answered by its
+/// own encoder.
 trait WireRequest: Sized + Send + 'static {
-    type Response: prost::Message + Send + 'static;
+    type Response: Send + 'static;
+    type Encoder: Encoder<Item = Self::Response, Error = Status> + Default + Send + 'static;
     /// The RPC, as the metrics name it.
     const RPC: Rpc;
 
@@ -139,6 +142,7 @@ trait WireRequest: Sized + Send + 'static {
 
 impl WireRequest for CheckWire {
     type Response = pb::CheckResponse;
+    type Encoder = ProstEncoder<pb::CheckResponse>;
     const RPC: Rpc = Rpc::Check;
 
     fn read(buf: &mut impl Buf, _max_checks: usize) -> Result<Self, DecodeError> {
@@ -148,6 +152,7 @@ impl WireRequest for CheckWire {
 
 impl WireRequest for CheckBatchWire {
     type Response = pb::CheckBatchResponse;
+    type Encoder = BatchAnswerEncoder;
     const RPC: Rpc = Rpc::CheckBatch;
 
     fn read(buf: &mut impl Buf, max_checks: usize) -> Result<Self, DecodeError> {
@@ -156,7 +161,7 @@ impl WireRequest for CheckBatchWire {
 }
 
 /// The codec of a route read off the wire: requests through `R`'s reader,
-/// answers through prost as every other method's.
+/// answers through `R`'s encoder.
 struct WireCodec<R> {
     max_checks: usize,
     request: PhantomData<fn() -> R>,
@@ -165,11 +170,11 @@ struct WireCodec<R> {
 impl<R: WireRequest> Codec for WireCodec<R> {
     type Encode = R::Response;
     type Decode = R;
-    type Encoder = ProstEncoder<R::Response>;
+    type Encoder = R::Encoder;
     type Decoder = WireCodec<R>;
 
     fn encoder(&mut self) -> Self::Encoder {
-        ProstEncoder::default()
+        R::Encoder::default()
     }
 
     fn decoder(&mut self) -> Self::Decoder {

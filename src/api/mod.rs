@@ -12,6 +12,7 @@ pub mod admin;
 pub mod apply_stream;
 pub mod auth;
 pub mod authz;
+pub mod batch_answer;
 pub mod batch_wire;
 pub mod check_route;
 pub mod check_wire;
