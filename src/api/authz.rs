@@ -23,10 +23,11 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 use tracing::{debug, debug_span, Instrument};
 
+use super::batch_answer::BatchAnswer;
 use super::batch_wire::CheckBatchWire;
 use super::check_route::AuthzRoutes;
 use super::check_wire::{CheckFields, CheckWire};
-use super::convert::{self, CheckQuery, ListSubjectsQuery, ListVisibleQuery};
+use super::convert::{self, Answer, CheckQuery, ListSubjectsQuery, ListVisibleQuery};
 use super::page_token::{self, PageToken};
 use super::status::ApiError;
 use super::Limits;
@@ -123,7 +124,7 @@ impl AuthzService {
     pub(super) async fn check_batch_call(
         &self,
         request: Request<CheckBatchWire>,
-    ) -> Result<Response<pb::CheckBatchResponse>, Status> {
+    ) -> Result<Response<BatchAnswer>, Status> {
         let timer = RpcTimer::start(Rpc::CheckBatch);
         let span = debug_span!("rpc", method = "CheckBatch");
         finish(
@@ -138,10 +139,7 @@ impl AuthzService {
         self.limits.max_batch
     }
 
-    async fn check_batch(
-        &self,
-        request: Request<CheckBatchWire>,
-    ) -> Result<pb::CheckBatchResponse, ApiError> {
+    async fn check_batch(&self, request: Request<CheckBatchWire>) -> Result<BatchAnswer, ApiError> {
         let len = request.get_ref().len();
         if len > self.limits.max_batch {
             return Err(ApiError::BatchTooLarge {
@@ -163,16 +161,16 @@ impl AuthzService {
                 })
             },
             |index, q| {
-                answer_check(&v, q).map_err(|error| ApiError::InBatch {
+                decide(&v, q).map_err(|error| ApiError::InBatch {
                     index,
                     error: Box::new(error),
                 })
             },
         )?;
-        Ok(convert::check_batch_response(
+        Ok(BatchAnswer {
             results,
-            v.revision_text().to_owned(),
-        ))
+            revision: v.revision_text().to_owned(),
+        })
     }
 
     async fn list_visible(
@@ -302,18 +300,21 @@ impl AuthzService {
     }
 }
 
-/// Answers one check at one revision.
+/// Answers one Check at one revision.
 fn answer_check(v: &Versioned, q: &CheckQuery<'_>) -> Result<pb::CheckResponse, ApiError> {
+    decide(v, q).map(|a| a.with_revision(v.revision_text().to_owned()))
+}
+
+/// Decides one check at one revision; the caller attaches the revision.
+fn decide(v: &Versioned, q: &CheckQuery<'_>) -> Result<Answer, ApiError> {
     let ws = workspace(v, q.workspace)?;
     let (t, target) = ws.resolve(&q.resource)?;
     let perm = ws.perm_of(t, q.action)?;
-    let revision = v.revision_text().to_owned();
     if q.explain {
         let e = ws.explain(q.subject, q.action, perm, &q.resource, &target);
-        Ok(convert::check_response(e.decision, revision, Some(e)))
+        Ok(Answer::new(e.decision, Some(e)))
     } else {
-        let decision = ws.decide(q.subject, perm, &target);
-        Ok(convert::check_response(decision, revision, None))
+        Ok(Answer::new(ws.decide(q.subject, perm, &target), None))
     }
 }
 
@@ -389,11 +390,11 @@ impl Counted for pb::CheckResponse {
     }
 }
 
-impl Counted for pb::CheckBatchResponse {
+impl Counted for BatchAnswer {
     fn outcome(&self) -> Outcome {
         let mut rules = Rules::default();
         for r in &self.results {
-            rules.add(r.reason);
+            rules.add(r.reason as i32);
         }
         Outcome::Decided(rules)
     }
@@ -467,8 +468,10 @@ impl pb::authz_server::Authz for AuthzService {
         &self,
         request: Request<pb::CheckBatchRequest>,
     ) -> Result<Response<pb::CheckBatchResponse>, Status> {
-        self.check_batch_call(request.map(CheckBatchWire::from))
-            .await
+        let answer = self
+            .check_batch_call(request.map(CheckBatchWire::from))
+            .await?;
+        Ok(answer.map(pb::CheckBatchResponse::from))
     }
 
     async fn list_visible(
@@ -548,16 +551,17 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(index, q)| {
-                answer_check(v, q).map_err(|error| ApiError::InBatch {
+                decide(v, q).map_err(|error| ApiError::InBatch {
                     index,
                     error: Box::new(error),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(convert::check_batch_response(
+        Ok(BatchAnswer {
             results,
-            v.revision_text().to_owned(),
-        ))
+            revision: v.revision_text().to_owned(),
+        }
+        .into())
     }
 
     fn existing(type_: &str, id: &str) -> Option<pb::ResourceRef> {
@@ -633,7 +637,8 @@ mod tests {
         let generated = Authz::check_batch(svc, Request::new(req)).await;
         match (off_the_wire, generated) {
             (Ok(a), Ok(b)) => {
-                assert_eq!(a.get_ref(), b.get_ref());
+                let a = pb::CheckBatchResponse::from(a.into_inner());
+                assert_eq!(&a, b.get_ref());
                 Ok(b.into_inner())
             }
             (Err(a), Err(b)) => {

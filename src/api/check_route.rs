@@ -20,7 +20,7 @@ use tonic::{Request, Status};
 use tonic_prost::ProstEncoder;
 
 use super::authz::{AuthzService, CheckFuture};
-use super::batch_answer::BatchAnswerEncoder;
+use super::batch_answer::{BatchAnswer, BatchAnswerEncoder};
 use super::batch_wire::CheckBatchWire;
 use super::check_wire::CheckWire;
 use super::codec::malformed;
@@ -119,8 +119,8 @@ impl UnaryService<CheckWire> for CheckMethod {
 struct CheckBatchMethod(Arc<AuthzService>);
 
 impl UnaryService<CheckBatchWire> for CheckBatchMethod {
-    type Response = pb::CheckBatchResponse;
-    type Future = BoxFuture<tonic::Response<pb::CheckBatchResponse>, Status>;
+    type Response = BatchAnswer;
+    type Future = BoxFuture<tonic::Response<BatchAnswer>, Status>;
 
     fn call(&mut self, request: Request<CheckBatchWire>) -> Self::Future {
         let service = Arc::clone(&self.0);
@@ -151,7 +151,7 @@ impl WireRequest for CheckWire {
 }
 
 impl WireRequest for CheckBatchWire {
-    type Response = pb::CheckBatchResponse;
+    type Response = BatchAnswer;
     type Encoder = BatchAnswerEncoder;
     const RPC: Rpc = Rpc::CheckBatch;
 

@@ -281,18 +281,38 @@ pub fn revision(r: u64) -> String {
     r.to_string()
 }
 
-/// A Check answer: the decision's rule on every answer, the explanation
-/// when one was asked for.
-pub fn check_response(
-    decision: engine::Decision,
-    revision: String,
-    explanation: Option<engine::Explanation>,
-) -> pb::CheckResponse {
-    pb::CheckResponse {
-        allowed: decision.allowed(),
-        revision,
-        explanation: explanation.map(self::explanation),
-        reason: reason(decision.reason) as i32,
+/// A Check's answer without its revision: the decision's rule on every
+/// answer, the explanation when one was asked for. A Check's answer takes
+/// the revision ([`Answer::with_revision`]); a batch's answers share the
+/// batch's ([`super::batch_answer`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub allowed: bool,
+    pub reason: pb::Reason,
+    pub explanation: Option<pb::Explanation>,
+}
+
+impl Answer {
+    pub fn new(decision: engine::Decision, explanation: Option<engine::Explanation>) -> Self {
+        Answer {
+            allowed: decision.allowed(),
+            reason: reason(decision.reason),
+            explanation: explanation.map(self::explanation),
+        }
+    }
+
+    pub fn with_revision(self, revision: String) -> pb::CheckResponse {
+        let Answer {
+            allowed,
+            reason,
+            explanation,
+        } = self;
+        pb::CheckResponse {
+            allowed,
+            revision,
+            explanation,
+            reason: reason as i32,
+        }
     }
 }
 
@@ -347,13 +367,6 @@ pub fn subject(s: SubjectGrant) -> pb::Subject {
     }
 }
 
-pub fn check_batch_response(
-    results: Vec<pb::CheckResponse>,
-    revision: String,
-) -> pb::CheckBatchResponse {
-    pb::CheckBatchResponse { results, revision }
-}
-
 pub fn list_visible_response(
     ids: Vec<String>,
     next_page_token: String,
@@ -389,7 +402,7 @@ mod tests {
             let want = format!("REASON_{}", r.as_str().to_uppercase());
             assert_eq!(reason(r).as_str_name(), want);
             assert_eq!(reason(r) as usize, i + 1, "Reason::ALL is in wire order");
-            let answer = check_response(engine::Decision::new(r), "7".into(), None);
+            let answer = Answer::new(engine::Decision::new(r), None).with_revision("7".into());
             assert_eq!(answer.reason, reason(r) as i32);
             assert_eq!(answer.allowed, r == R::Granted);
         }
