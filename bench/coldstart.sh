@@ -8,7 +8,7 @@
 #   3. `rolecall serve --snapshot large.json --state-dir NEW` (the state dir
 #      is empty, so the snapshot is loaded and written there as revision 1),
 #      timed until health says SERVING, then stopped with SIGTERM;
-#   4. `rolecall serve --state-dir DIR --no-demo` (no snapshot file: the
+#   4. `rolecall serve --state-dir DIR` (no snapshot file: the
 #      model comes from the state dir alone), timed from process start until
 #      SERVING (target: <= 1 s), REPEAT times; VmRSS after load against the
 #      JSON size (target: RSS <= 0.5x the JSON).
@@ -142,7 +142,7 @@ log "state dir: $(mb_of_bytes "$STATE_BYTES") MB ($(find "$STATE" -type f | wc -
 # ------------------------------------------------------------------ 4. restart from the state dir alone
 COLD=() RESTORED=() RSS=() RSS_SETTLED=() HWM=()
 for i in $(seq 1 "$REPEAT"); do
-  start_and_wait "$WORK/serve-restart.log" --state-dir "$STATE" --no-demo --log-filter info
+  start_and_wait "$WORK/serve-restart.log" --state-dir "$STATE" --log-filter info
   grep -q 'restored from the state dir' "$WORK/serve-restart.log" \
     || { cat "$WORK/serve-restart.log" >&2; die "the model was not restored from the state dir"; }
   r=$(kib VmRSS "$SRV_PID")

@@ -27,7 +27,6 @@ REQUIRED_ENV = [
     "ROLECALL_METRICS_LISTEN",
     "ROLECALL_STATE_DIR",
     "ROLECALL_SNAPSHOT",
-    "ROLECALL_NO_DEMO",
     "ROLECALL_LOG_FORMAT",
     "ROLECALL_SHUTDOWN_GRACE_SECONDS",
 ]
@@ -262,8 +261,8 @@ def main():
             problem(f"ROLECALL_STATE_DIR={state} is not a volume mount of its own")
         elif vm.get("readOnly"):
             problem("the state dir is mounted read-only")
-    if env.get("ROLECALL_NO_DEMO") != "true":
-        problem("ROLECALL_NO_DEMO is not \"true\": a pod could serve the built-in demo model")
+    if env.get("ROLECALL_DEMO", "false").lower() not in ("false", "0", "no", "off"):
+        problem("ROLECALL_DEMO is set: a pod would serve the built-in demo model")
     if env.get("ROLECALL_LOG_FORMAT") != "json":
         problem("ROLECALL_LOG_FORMAT is not json")
 

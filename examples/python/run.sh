@@ -58,7 +58,7 @@ metrics_port="$(free_port)"
 token_file="$work/admin-token"
 (umask 077 && "$py" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$token_file")
 log="$work/server.log"
-"$bin" serve \
+"$bin" serve --demo \
   --listen "127.0.0.1:$authz_port" \
   --admin-listen "127.0.0.1:$admin_port" \
   --admin-token-file "$token_file" \
@@ -89,7 +89,9 @@ for line in text.splitlines():
             print(f"  {line}")
 want = {
     'rolecall_decisions_total{rpc="check",result="allow"}': 2,
-    'rolecall_decisions_total{rpc="check",result="deny"}': 2,
+    'rolecall_decisions_total{rpc="check",result="deny"}': 3,
+    'rolecall_denials_total{rpc="check",reason="no_reach"}': 2,
+    'rolecall_denials_total{rpc="check",reason="unknown_resource"}': 1,
     'rolecall_decisions_total{rpc="list_visible",result="ok"}': 4,
     'rolecall_updates_total{result="accepted"}': 1,
     "rolecall_revision": 2,

@@ -18,21 +18,22 @@ pub struct ServeArgs {
     #[arg(long, env = "ROLECALL_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: ListenAddr,
     /// The snapshot file (YAML or JSON) to serve as revision 1. Without it
-    /// the built-in demo model is served, unless --no-demo. With a state
-    /// dir, it is read only when the state dir is empty.
-    #[arg(long, env = "ROLECALL_SNAPSHOT")]
+    /// (and without --demo) the server starts with no model: every Authz
+    /// call is UNAVAILABLE and health NOT_SERVING until the control plane
+    /// applies one. With a state dir, it is read only when the state dir
+    /// is empty.
+    #[arg(long, env = "ROLECALL_SNAPSHOT", conflicts_with = "demo")]
     pub snapshot: Option<PathBuf>,
-    /// Never serve the built-in demo model: without --snapshot (and with an
-    /// empty state dir), start with no model, so every Authz call is
-    /// UNAVAILABLE and health NOT_SERVING until the control plane applies
-    /// one. With --snapshot it changes nothing. (ROLECALL_NO_DEMO takes
-    /// true/false, 1/0, yes/no or on/off.)
+    /// Serve the built-in demo model (src/demo.yaml) as revision 1, to try
+    /// the API at once; never in a real deployment. With a state dir, only
+    /// when the state dir is empty. (ROLECALL_DEMO takes true/false, 1/0,
+    /// yes/no or on/off.)
     #[arg(
         long,
-        env = "ROLECALL_NO_DEMO",
+        env = "ROLECALL_DEMO",
         value_parser = clap::builder::BoolishValueParser::new()
     )]
-    pub no_demo: bool,
+    pub demo: bool,
     /// Where the Admin service (the control plane's API) listens: host:port
     /// or unix:/path. Without it there is no Admin API. Needs
     /// --admin-token-file.
@@ -180,10 +181,10 @@ impl ServeArgs {
     }
 
     pub fn bootstrap(&self) -> Bootstrap {
-        match (&self.snapshot, self.no_demo) {
+        match (&self.snapshot, self.demo) {
             (Some(path), _) => Bootstrap::File(path.clone()),
-            (None, false) => Bootstrap::Demo,
-            (None, true) => Bootstrap::Empty,
+            (None, true) => Bootstrap::Demo,
+            (None, false) => Bootstrap::Empty,
         }
     }
 }

@@ -52,8 +52,8 @@ pub use args::{Bootstrap, LogFormat, ServeArgs, ServeConfig};
 pub use listen::{ListenAddr, Listener};
 use remap::OversizeIsResourceExhausted;
 
-/// The built-in demo model, served when `rolecall serve` is given no
-/// `--snapshot` (and not `--no-demo`), so the binary answers at once.
+/// The built-in demo model, served by `rolecall serve --demo`, so the
+/// binary can be tried at once.
 pub const DEMO_SNAPSHOT: &str = include_str!("../demo.yaml");
 
 /// The gRPC name of the Authz service.
@@ -686,12 +686,17 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let args = cli.serve;
         assert_eq!(args.listen, ListenAddr::Tcp("127.0.0.1:50051".into()));
-        assert_eq!(args.bootstrap(), Bootstrap::Demo);
+        // No model unless one is given: a pod never answers from the demo.
+        assert_eq!(args.bootstrap(), Bootstrap::Empty);
         assert_eq!(args.config().limits.max_page_size, 50);
         assert_eq!(args.config().limits.default_page_size, 50);
-        let both = Cli::try_parse_from(["rolecall", "--no-demo", "--snapshot", "x"])
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(both.serve.bootstrap(), Bootstrap::File("x".into()));
+        let demo = Cli::try_parse_from(["rolecall", "--demo"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(demo.serve.bootstrap(), Bootstrap::Demo);
+        let file =
+            Cli::try_parse_from(["rolecall", "--snapshot", "x"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(file.serve.bootstrap(), Bootstrap::File("x".into()));
+        let both = Cli::try_parse_from(["rolecall", "--demo", "--snapshot", "x"]).map(|_| ());
+        assert!(both.is_err(), "--demo with --snapshot must be refused");
         assert_eq!(
             args.compact_every,
             crate::store::apply::DEFAULT_COMPACT_EVERY

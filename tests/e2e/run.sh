@@ -78,7 +78,7 @@ apply() { # body (JSON) → ApplyResponse JSON
 }
 
 step "start with an empty state dir: the built-in demo model becomes revision 1"
-start
+start --demo
 out="$(check u-nurse read mini m-rose)"
 [ "$(field allowed <<<"$out")" = "True" ] || fail "u-nurse should read mini:m-rose: $out"
 [ "$(field revision <<<"$out")" = "1" ] || fail "expected revision 1: $out"
@@ -117,8 +117,8 @@ status=0; wait "$server_pid" || status=$?
 server_pid=""
 [ "$status" -eq 0 ] || fail "rolecall exited $status after SIGTERM"
 
-step "restart from the state dir alone (no demo): the same revision and model"
-start --no-demo
+step "restart from the state dir alone: the same revision and model"
+start
 out="$(check u-nurse read mini m-new)"
 [ "$(field allowed <<<"$out")" = "True" ] || fail "the applied Mini must survive a restart: $out"
 [ "$(field revision <<<"$out")" = "$rev" ] || fail "expected revision $rev after restart: $out"
@@ -130,7 +130,7 @@ rev2="$(field revision <<<"$out")"
 kill -KILL "$server_pid"
 wait "$server_pid" 2>/dev/null || true
 server_pid=""
-start --no-demo
+start
 out="$(check u-nurse read record r-new-1)"
 [ "$(field allowed <<<"$out")" = "True" ] || fail "the record acknowledged before kill -9 must be served: $out"
 [ "$(field revision <<<"$out")" = "$rev2" ] || fail "expected revision $rev2 after kill -9: $out"

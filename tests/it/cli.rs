@@ -1,6 +1,7 @@
 //! The `rolecall` binary's own answers, as an operator sees them: what
-//! `validate` prints for files with nothing in them, boolean environment
-//! variables written the usual ways, and `check`'s answers and exit codes.
+//! `validate` prints for files with nothing in them, what `serve` starts
+//! from and how it logs, boolean environment variables written the usual
+//! ways, and `check`'s answers and exit codes.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -36,11 +37,15 @@ fn validate_refuses_an_empty_file_and_names_a_snapshot_of_no_workspace() {
     );
 }
 
-#[test]
-fn rolecall_no_demo_takes_1_as_true() {
+/// The log lines `rolecall serve` writes up to "listening", which say
+/// whether a model was loaded.
+fn startup_log(args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
     let mut child = rolecall()
         .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("ROLECALL_NO_DEMO", "1")
+        .args(args)
+        .env_remove("ROLECALL_DEMO")
+        .env_remove("ROLECALL_SNAPSHOT")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -49,7 +54,6 @@ fn rolecall_no_demo_takes_1_as_true() {
     let Some(stdout) = child.stdout.take() else {
         panic!("no stdout")
     };
-    // The first lines say whether a model was loaded; stop at "listening".
     let mut seen = Vec::new();
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
@@ -61,9 +65,38 @@ fn rolecall_no_demo_takes_1_as_true() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    let log = seen.join("\n");
+    seen
+}
+
+#[test]
+fn serve_starts_with_no_model_unless_given_one_and_rolecall_demo_takes_1_as_true() {
+    let log = startup_log(&[], &[]).join("\n");
     assert!(log.contains("no model loaded"), "{log}");
     assert!(!log.contains("model loaded revision"), "{log}");
+
+    let log = startup_log(&[], &[("ROLECALL_DEMO", "1")]).join("\n");
+    assert!(
+        log.contains("model loaded revision=1") && log.contains("source=built-in demo"),
+        "{log}"
+    );
+}
+
+#[test]
+fn log_format_json_writes_one_object_per_line() {
+    let lines = startup_log(&["--demo", "--log-format", "json"], &[]);
+    assert!(lines.len() >= 2, "{lines:?}");
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let loaded = events
+        .iter()
+        .find(|e| e["message"] == "model loaded")
+        .unwrap_or_else(|| panic!("no \"model loaded\" event: {lines:?}"));
+    assert_eq!(loaded["level"], "INFO");
+    assert_eq!(loaded["revision"], 1);
+    assert_eq!(loaded["source"], "built-in demo");
+    assert!(loaded["timestamp"].is_string(), "{loaded}");
 }
 
 /// `rolecall check` on the demo model: its exit code and what it prints.

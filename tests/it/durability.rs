@@ -71,7 +71,7 @@ impl Rolecall {
             .args(["--state-dir", &arg("state")])
             .args(extra)
             .env_remove("ROLECALL_SNAPSHOT")
-            .env_remove("ROLECALL_NO_DEMO")
+            .env_remove("ROLECALL_DEMO")
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -226,7 +226,7 @@ async fn acknowledged_updates_survive_kill_9_and_a_restart_without_the_snapshot(
 
     // The bootstrap file is gone: the state dir alone must serve revision 6.
     fs::remove_file(&boot).unwrap();
-    let mut second = Rolecall::spawn(dir.path(), 2, &["--no-demo"]);
+    let mut second = Rolecall::spawn(dir.path(), 2, &[]);
     let (authz, admin) = second.ready().await;
     assert_eq!(status_revision(&admin).await, "6");
     for i in 1..=5 {
@@ -250,7 +250,7 @@ async fn acknowledged_updates_survive_kill_9_and_a_restart_without_the_snapshot(
 async fn retained_revisions_are_rebuilt_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     // No compaction: the log holds every update since the demo model.
-    let mut first = Rolecall::spawn(dir.path(), 1, &["--compact-every", "0"]);
+    let mut first = Rolecall::spawn(dir.path(), 1, &["--demo", "--compact-every", "0"]);
     let (_, admin) = first.ready().await;
     let mut apply = ApplyStream::open(&mut admin_client(&admin, TOKEN)).await;
     for i in 1..=5 {
@@ -301,7 +301,7 @@ async fn a_pipelined_burst_of_small_updates_is_answered_in_full() {
     // connection over if they were left unread; tonic's client packs
     // requests into fewer frames.)
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Rolecall::spawn(dir.path(), 1, &[]);
+    let mut server = Rolecall::spawn(dir.path(), 1, &["--demo"]);
     let (_, admin) = server.ready().await;
     const N: u64 = 2000;
     let requests: Vec<pb::ApplyRequest> = (0..N)
@@ -334,7 +334,7 @@ async fn a_pipelined_burst_of_small_updates_is_answered_in_full() {
 #[tokio::test]
 async fn a_torn_tail_is_cut_and_the_valid_prefix_served() {
     let dir = tempfile::tempdir().unwrap();
-    let mut first = Rolecall::spawn(dir.path(), 1, &[]);
+    let mut first = Rolecall::spawn(dir.path(), 1, &["--demo"]);
     let (_, admin) = first.ready().await;
     let mut apply = ApplyStream::open(&mut admin_client(&admin, TOKEN)).await;
     for i in 1..=3 {
@@ -352,7 +352,7 @@ async fn a_torn_tail_is_cut_and_the_valid_prefix_served() {
         .write_all(b"\x40\x00\x00\x00torn write")
         .unwrap();
 
-    let mut second = Rolecall::spawn(dir.path(), 2, &["--no-demo"]);
+    let mut second = Rolecall::spawn(dir.path(), 2, &[]);
     let (authz, admin) = second.ready().await;
     assert_eq!(status_revision(&admin).await, "4");
     assert_eq!(nurse_reads(&authz, 3, None).await, (true, "4".to_string()));
@@ -372,7 +372,8 @@ async fn a_write_that_fails_is_not_acknowledged_and_nothing_acknowledged_is_lost
     let dir = tempfile::tempdir().unwrap();
     // Files of at most 64 KiB: the demo's snapshot fits, a few hundred
     // small deltas in one log segment do not.
-    let mut first = Rolecall::spawn_with_file_limit(dir.path(), 1, &["--compact-every", "0"], 64);
+    let mut first =
+        Rolecall::spawn_with_file_limit(dir.path(), 1, &["--demo", "--compact-every", "0"], 64);
     let (authz, admin) = first.ready().await;
     let mut apply = ApplyStream::open(&mut admin_client(&admin, TOKEN)).await;
     let mut acknowledged = 0;
@@ -419,7 +420,7 @@ async fn a_write_that_fails_is_not_acknowledged_and_nothing_acknowledged_is_lost
 
     // Restarted with room: every acknowledged update, nothing else, and
     // revisions go on from the last acknowledged one.
-    let mut second = Rolecall::spawn(dir.path(), 2, &["--no-demo"]);
+    let mut second = Rolecall::spawn(dir.path(), 2, &[]);
     let (authz, admin) = second.ready().await;
     assert_eq!(status_revision(&admin).await, last);
     for i in [1, acknowledged / 2, acknowledged] {
@@ -442,7 +443,7 @@ async fn a_write_that_fails_is_not_acknowledged_and_nothing_acknowledged_is_lost
 #[tokio::test]
 async fn a_corrupt_snapshot_stops_the_start_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let mut first = Rolecall::spawn(dir.path(), 1, &[]);
+    let mut first = Rolecall::spawn(dir.path(), 1, &["--demo"]);
     first.ready().await;
     first.kill_9();
 
