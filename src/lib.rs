@@ -10,6 +10,8 @@
 //! - [`scenario`]: scenario files (a snapshot plus expected decisions) and
 //!   their runner, shared by `rolecall test` and the test suite.
 //! - [`gen`]: deterministic synthetic snapshots for benchmarks.
+//! - [`console`]: the CLI reports' standard output, which a closed pipe
+//!   does not turn into a panic.
 //! - [`pb`]: the generated gRPC types; only [`api`] and [`admin_convert`]
 //!   (the protobuf edges) use them.
 //! - [`durable`]: the state directory: a checksummed, fsynced log of
@@ -27,6 +29,7 @@
 
 pub mod admin_convert;
 pub mod api;
+pub mod console;
 pub mod durable;
 pub mod engine;
 pub mod gen;

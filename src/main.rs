@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use rolecall::console::Console;
 
 /// mimalloc rather than the system allocator: every RPC allocates a few
 /// small buffers (headers, messages, strings), and mimalloc's thread-local
@@ -127,6 +128,7 @@ fn serve(args: rolecall::server::ServeArgs) -> ExitCode {
 }
 
 fn validate(files: &[PathBuf]) -> ExitCode {
+    let mut out = Console::new();
     let mut ok = true;
     for f in files {
         let result = rolecall::model::parse::read_snapshot_file(f)
@@ -134,10 +136,13 @@ fn validate(files: &[PathBuf]) -> ExitCode {
         match result {
             Ok(snap) => {
                 if snap.workspaces().is_empty() {
-                    println!("{}: valid, but it holds no workspace", f.display());
+                    out.line(format_args!(
+                        "{}: valid, but it holds no workspace",
+                        f.display()
+                    ));
                 }
                 for w in snap.workspaces() {
-                    println!(
+                    out.line(format_args!(
                         "{}: workspace {}: valid ({} users, {} groups, {} roles, {} resources, {} seats in use)",
                         f.display(),
                         w.model.id,
@@ -146,19 +151,27 @@ fn validate(files: &[PathBuf]) -> ExitCode {
                         w.model.roles.len(),
                         w.model.listed_resources(),
                         w.seats_in_use()
-                    );
+                    ));
                     // Valid, but worth a look (the same findings as Admin.Status).
                     for finding in rolecall::model::lint::lint(&w.model) {
-                        println!("{}: workspace {}: lint: {finding}", f.display(), w.model.id);
+                        out.line(format_args!(
+                            "{}: workspace {}: lint: {finding}",
+                            f.display(),
+                            w.model.id
+                        ));
                     }
                 }
             }
             Err(e) => {
                 ok = false;
-                println!("{}: invalid: {e}", f.display());
+                out.line(format_args!("{}: invalid: {e}", f.display()));
             }
         }
     }
+    out.finish(status(ok), ExitCode::FAILURE)
+}
+
+fn status(ok: bool) -> ExitCode {
     if ok {
         ExitCode::SUCCESS
     } else {
@@ -168,10 +181,11 @@ fn validate(files: &[PathBuf]) -> ExitCode {
 
 fn test(files: &[PathBuf], quiet: bool, junit: Option<&std::path::Path>) -> ExitCode {
     use rolecall::junit::Suite;
+    let mut out = Console::new();
     let mut suites = Vec::new();
     // A file or scenario that cannot be read counts as one failure.
-    let unreadable = |file: &str, e: String| {
-        println!("ERROR {e}");
+    let unreadable = |out: &mut Console, file: &str, e: String| {
+        out.line(format_args!("ERROR {e}"));
         Suite {
             file: file.to_string(),
             name: String::new(),
@@ -183,7 +197,7 @@ fn test(files: &[PathBuf], quiet: bool, junit: Option<&std::path::Path>) -> Exit
         let scenarios = match rolecall::scenario::read_each(f) {
             Ok(s) => s,
             Err(e) => {
-                suites.push(unreadable(&file, e));
+                suites.push(unreadable(&mut out, &file, e));
                 continue;
             }
         };
@@ -191,17 +205,17 @@ fn test(files: &[PathBuf], quiet: bool, junit: Option<&std::path::Path>) -> Exit
             let s = match s {
                 Ok(s) => s,
                 Err(e) => {
-                    suites.push(unreadable(&file, e));
+                    suites.push(unreadable(&mut out, &file, e));
                     continue;
                 }
             };
-            println!("{file}: {}", s.name);
+            out.line(format_args!("{file}: {}", s.name));
             let results = rolecall::scenario::run(&s);
             for r in &results {
                 match &r.failure {
-                    None if !quiet => println!("  PASS {}", r.label),
+                    None if !quiet => out.line(format_args!("  PASS {}", r.label)),
                     None => {}
-                    Some(why) => println!("  FAIL {}: {why}", r.label),
+                    Some(why) => out.line(format_args!("  FAIL {}: {why}", r.label)),
                 }
             }
             suites.push(Suite {
@@ -213,18 +227,14 @@ fn test(files: &[PathBuf], quiet: bool, junit: Option<&std::path::Path>) -> Exit
     }
     let failed: usize = suites.iter().map(|s| s.failures() + s.errors()).sum();
     let passed = suites.iter().map(Suite::tests).sum::<usize>() - failed;
-    println!("{passed} passed, {failed} failed");
+    out.line(format_args!("{passed} passed, {failed} failed"));
     if let Some(path) = junit {
         if let Err(e) = std::fs::write(path, rolecall::junit::report(&suites)) {
             eprintln!("rolecall test: cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
     }
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    out.finish(status(failed == 0), ExitCode::FAILURE)
 }
 
 /// Exit code of `check` when the question cannot be asked.
@@ -233,20 +243,21 @@ const CHECK_ERROR: u8 = 2;
 fn check(args: &CheckArgs) -> ExitCode {
     match explain_check(args) {
         Ok(e) => {
+            let mut out = Console::new();
             let allowed = e.decision.allowed();
             let verdict = if allowed { "allow" } else { "deny" };
-            println!("{verdict} ({}): {}", e.decision.reason.as_str(), e.message);
+            out.line(format_args!(
+                "{verdict} ({}): {}",
+                e.decision.reason.as_str(),
+                e.message
+            ));
             for b in &e.granted_by {
-                println!("  granted by {b}");
+                out.line(format_args!("  granted by {b}"));
             }
             if let Some(p) = &e.reach_through {
-                println!("  reach through {p}");
+                out.line(format_args!("  reach through {p}"));
             }
-            if allowed {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            out.finish(status(allowed), ExitCode::from(CHECK_ERROR))
         }
         Err(e) => {
             eprintln!("rolecall check: {e}");

@@ -1,7 +1,8 @@
 //! The `rolecall` binary's own answers, as an operator sees them: what
 //! `validate` prints for files with nothing in them, what `serve` starts
 //! from and how it logs, boolean environment variables written the usual
-//! ways, and `check`'s answers and exit codes.
+//! ways, `check`'s answers and exit codes, and reports written to a pipe
+//! that closes early or a full disk.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -219,4 +220,61 @@ fn validate_names_what_a_valid_snapshot_holds_that_is_worth_a_look() {
         lint[1].contains("role \"spare\" (Spare) is not bound"),
         "{said}"
     );
+}
+
+/// `rolecall validate FILE` and `rolecall test FILE`, both of which
+/// succeed, with standard output sent to `stdout()`: their exit codes and
+/// standard error.
+fn report_to(stdout: impl Fn() -> Stdio) -> Vec<(Option<i32>, String)> {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let demo = dir.path().join("demo.yaml");
+    std::fs::write(&demo, rolecall::server::DEMO_SNAPSHOT).unwrap_or_else(|e| panic!("{e}"));
+    let scenarios = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scenarios/ranks.yaml");
+    [
+        vec!["validate".to_string(), demo.display().to_string()],
+        vec!["test".to_string(), scenarios.to_string()],
+    ]
+    .into_iter()
+    .map(|args| {
+        let mut child = rolecall()
+            .args(&args)
+            .stdout(stdout())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        // A reader that is gone before the first line (as `| head -0`).
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .collect()
+}
+
+#[test]
+fn a_report_whose_reader_stops_early_keeps_its_exit_code() {
+    for (code, stderr) in report_to(Stdio::piped) {
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_report_that_cannot_be_written_fails_the_command() {
+    let full = || {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap_or_else(|e| panic!("{e}"));
+        Stdio::from(f)
+    };
+    for (code, stderr) in report_to(full) {
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(
+            stderr.contains("cannot write to standard output") && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+    }
 }
