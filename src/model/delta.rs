@@ -39,7 +39,8 @@ use serde::{Deserialize, Serialize};
 use super::catalog::{catalog, DEFAULT_TYPES};
 use super::problem::{InvalidSnapshot, Problem, Rule};
 use super::spec::{
-    GroupSpec, PolicySpec, ResourceSpec, RoleSpec, SnapshotSpec, Source, UserSpec, WorkspaceSpec,
+    BindingSpec, GroupSpec, PolicySpec, ResourceSpec, RoleSpec, SnapshotSpec, Source, UserSpec,
+    WorkspaceSpec,
 };
 use super::validate::validate_workspace;
 use super::workspace::Workspace;
@@ -502,7 +503,9 @@ pub fn check_snapshot_sources(
         &current.users,
         &new.users,
         |u| (u.id.as_str(), u.source),
-        |a, b| a.status == b.status && a.source == b.source && same_set(&a.bindings, &b.bindings),
+        |a, b| {
+            a.status == b.status && a.source == b.source && same_bindings(&a.bindings, &b.bindings)
+        },
         source,
         &mut problems,
     );
@@ -515,7 +518,7 @@ pub fn check_snapshot_sources(
         |a, b| {
             a.source == b.source
                 && same_set(&a.members, &b.members)
-                && same_set(&a.bindings, &b.bindings)
+                && same_bindings(&a.bindings, &b.bindings)
         },
         source,
         &mut problems,
@@ -571,6 +574,19 @@ fn check_items<T>(
             ));
         }
     }
+}
+
+/// The same grants, however written: order ignored, and no scope is
+/// `workspace` (SPEC 3: "a binding with no scope is at workspace scope").
+fn same_bindings(a: &[BindingSpec], b: &[BindingSpec]) -> bool {
+    same_set(&grants(a), &grants(b))
+}
+
+fn grants(bindings: &[BindingSpec]) -> Vec<(&str, &str)> {
+    bindings
+        .iter()
+        .map(|b| (b.role.as_str(), b.scope.as_deref().unwrap_or("workspace")))
+        .collect()
 }
 
 /// Equal as multisets (order ignored).
@@ -710,25 +726,34 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_sources_ignore_order_of_lists() {
+    fn snapshot_sources_ignore_how_an_unchanged_item_is_written() {
+        let bind = |role: &str, scope: Option<&str>| BindingSpec {
+            role: role.into(),
+            scope: scope.map(Into::into),
+        };
         let mut a = user("u", Source::Directory);
-        a.bindings.push(BindingSpec {
-            role: "viewer".into(),
-            scope: Some("label:x".into()),
-        });
+        a.bindings = vec![bind("viewer", Some("label:x")), bind("editor", None)];
+        let workspace = |u: UserSpec| WorkspaceSpec {
+            id: "w".into(),
+            users: vec![u],
+            ..Default::default()
+        };
+        let cur = workspace(a.clone());
+        // Reordered, and the default scope written out: the same grants.
         let mut b = a.clone();
-        b.bindings.reverse();
-        let cur = WorkspaceSpec {
-            id: "w".into(),
-            users: vec![a],
-            ..Default::default()
-        };
-        let new = WorkspaceSpec {
-            id: "w".into(),
-            users: vec![b],
-            ..Default::default()
-        };
+        b.bindings = vec![
+            bind("editor", Some("workspace")),
+            bind("viewer", Some("label:x")),
+        ];
+        let new = workspace(b);
         assert!(check_snapshot_sources(Some(&cur), &new, UpdateSource::Admin).is_empty());
+        // Another scope is a change.
+        let mut c = a;
+        c.bindings[1] = bind("editor", Some("label:x"));
+        let changed = workspace(c);
+        let p = check_snapshot_sources(Some(&cur), &changed, UpdateSource::Admin);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].rule, Rule::Directory);
     }
 
     #[test]
