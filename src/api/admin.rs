@@ -270,6 +270,35 @@ fn watch_event(e: &Event) -> pb::WatchEvent {
     }
 }
 
+/// A rejection lists at most this many problems, of at most this many
+/// bytes in all: the answer must reach a client with gRPC's usual 4 MiB
+/// receive limit, or the control plane learns nothing of why.
+const MAX_LISTED_PROBLEMS: usize = 1000;
+const MAX_LISTED_BYTES: usize = 1 << 20;
+
+/// The problems a rejection lists: the first ones within the bounds, then
+/// a line that says how many more there are.
+fn listed(mut problems: Vec<String>) -> Vec<String> {
+    let mut bytes = 0;
+    let keep = problems
+        .iter()
+        .take(MAX_LISTED_PROBLEMS)
+        .take_while(|p| {
+            bytes += p.len();
+            bytes <= MAX_LISTED_BYTES
+        })
+        .count();
+    let more = problems.len() - keep;
+    if more > 0 {
+        problems.truncate(keep);
+        problems.push(format!(
+            "... and {more} more problems, not listed (an answer lists at most \
+             {MAX_LISTED_PROBLEMS})"
+        ));
+    }
+    problems
+}
+
 /// Answers one Apply request; `Err` ends the stream.
 async fn apply_one(
     applier: &Applier,
@@ -279,7 +308,7 @@ async fn apply_one(
     let rejected = |problems: Vec<String>| pb::ApplyResponse {
         request_id: request_id.clone(),
         result: Some(pb::apply_response::Result::Rejected(pb::Rejected {
-            problems,
+            problems: listed(problems),
         })),
     };
     let update = match Update::try_from(request) {
@@ -412,5 +441,36 @@ impl pb::admin_server::Admin for AdminService {
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         Ok(Response::new(self.status()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejection_lists_what_fits_and_counts_the_rest() {
+        let few: Vec<String> = (0..3).map(|i| format!("problem {i}")).collect();
+        assert_eq!(listed(few.clone()), few);
+
+        let many: Vec<String> = (0..1500).map(|i| format!("problem {i}")).collect();
+        let got = listed(many);
+        assert_eq!(got.len(), MAX_LISTED_PROBLEMS + 1);
+        assert_eq!(got[999], "problem 999");
+        assert!(
+            got[1000].starts_with("... and 500 more problems"),
+            "{}",
+            got[1000]
+        );
+
+        // Long lines: bounded by bytes before the count.
+        let long: Vec<String> = (0..40).map(|_| "x".repeat(100_000)).collect();
+        let got = listed(long);
+        assert_eq!(got.len(), 11);
+        assert!(
+            got[10].starts_with("... and 30 more problems"),
+            "{}",
+            got[10]
+        );
     }
 }

@@ -148,6 +148,36 @@ async fn a_rejected_update_names_every_problem_and_the_stream_goes_on() {
 }
 
 #[tokio::test]
+async fn a_rejection_with_thousands_of_problems_still_reaches_a_default_client() {
+    let s = TestSidecar::demo().await;
+    let mut apply = s.apply_stream().await;
+    // 40,000 resources on an undeclared label: 40,000 problems, whose full
+    // list (about 5 MB) would pass gRPC's usual 4 MiB receive limit.
+    let changes: Vec<String> = (0..40_000)
+        .map(|i| {
+            format!(r#"{{"upsert_resource":{{"type":"mini","id":"m-{i}","labels":["nope"]}}}}"#)
+        })
+        .collect();
+    let problems = apply
+        .rejected(delta(
+            "many",
+            "admin",
+            "sunrise-care",
+            &format!("[{}]", changes.join(",")),
+        ))
+        .await;
+    assert_eq!(problems.len(), 1001, "{:?}", problems.last());
+    assert!(problems[0].contains("nope"), "{}", problems[0]);
+    assert!(
+        problems[1000].starts_with("... and 39000 more problems"),
+        "{}",
+        problems[1000]
+    );
+    assert_eq!(s.store.revision(), 1, "a rejected update changes nothing");
+    assert_eq!(apply.applied(apply_json(NEW_MINI)).await, "2");
+}
+
+#[tokio::test]
 async fn a_stale_expected_revision_is_rejected() {
     let s = TestSidecar::demo().await;
     let mut apply = s.apply_stream().await;
