@@ -122,6 +122,7 @@ async fn metrics_count_decisions_and_follow_the_revision() {
         format!("127.0.0.1:{authz_port}"),
         "--metrics-listen".into(),
         format!("127.0.0.1:{metrics_port}"),
+        "--demo".into(),
     ])
     .unwrap_or_else(|e| panic!("{e}"))
     .serve;
