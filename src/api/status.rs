@@ -104,6 +104,9 @@ impl fmt::Display for ApiError {
             ApiError::Store(StoreError::NoModel) => {
                 f.write_str("no model is loaded yet: the sidecar answers nothing until one is")
             }
+            // Not the caller's doing: no field to name.
+            ApiError::Store(e @ StoreError::Closing)
+            | ApiError::StalePageToken(e @ StoreError::Closing) => e.fmt(f),
             ApiError::Store(e) => write!(f, "consistency: {e}"),
             ApiError::PageToken(e) => e.fmt(f),
             ApiError::StalePageToken(StoreError::NoModel) => {
@@ -129,7 +132,11 @@ impl fmt::Display for ApiError {
                 request_id,
                 message,
             } => write!(f, "request \"{request_id}\": {message}"),
-            ApiError::Watch(e) => write!(f, "from_revision: {e}"),
+            ApiError::Watch(e @ WatchError::NotRetained { .. }) => {
+                write!(f, "from_revision: {e}")
+            }
+            // Falling behind or a shutdown is not about the request's field.
+            ApiError::Watch(e) => e.fmt(f),
             ApiError::TooManyStreams { rpc, max, flag } => write!(
                 f,
                 "{max} {rpc} streams are open, the most this sidecar allows ({flag}); close one \
@@ -274,5 +281,26 @@ mod tests {
             assert_eq!(s.code(), code, "{}", s.message());
             assert!(s.message().contains(text), "{}", s.message());
         }
+
+        // An error that is not about a field names none.
+        for e in [
+            ApiError::Store(StoreError::Closing),
+            ApiError::StalePageToken(StoreError::Closing),
+            ApiError::Watch(WatchError::Closing),
+        ] {
+            let s = Status::from(e);
+            assert_eq!(s.code(), Code::Unavailable);
+            assert_eq!(s.message(), "the sidecar is shutting down");
+        }
+        let lagged = Status::from(ApiError::Watch(WatchError::Lagged {
+            next: 2,
+            oldest: 9,
+            buffer: 8,
+        }));
+        assert!(
+            lagged.message().starts_with("the watcher fell behind"),
+            "{}",
+            lagged.message()
+        );
     }
 }
