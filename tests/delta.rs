@@ -370,9 +370,8 @@ fn directory_updates_write_only_directory_items() {
     ));
 
     // Removing a directory user who is still a member of a group: the
-    // delta does not cascade, validation names the dangling member.
-    let p = problems(Directory, vec![Change::RemoveUser("u-nina".into())]);
-    assert!(has(&p, Rule::UnknownMember, "member \"u-nina\""), "{p:#?}");
+    // delta does not cascade (removing_a_user_still_in_a_group_names_the_groups);
+    // with the group removed too, it applies.
     apply(
         Directory,
         vec![
@@ -384,13 +383,56 @@ fn directory_updates_write_only_directory_items() {
 }
 
 #[test]
-fn removing_a_label_still_in_use_is_rejected_by_validation() {
-    let p = problems(Admin, vec![Change::RemoveLabel("site-a".into())]);
-    assert!(has(&p, Rule::UnknownLabel, "label \"site-a\""), "{p:#?}");
-    assert!(
-        has(&p, Rule::UnknownLabel, "scope \"label:site-a\""),
-        "{p:#?}"
+fn removing_a_label_still_in_use_names_its_uses() {
+    let p = problems(Admin, vec![Change::RemoveLabel("site-b".into())]);
+    // One problem, on the change: not one per use calling the label unknown.
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].rule, Rule::UnknownLabel);
+    assert_eq!(
+        p[0].to_string(),
+        "workspace \"sunrise-care\", changes[0] (remove_label): label \"site-b\" is still used \
+         by 3 item(s) (resource mini:m-lily, resource record:r-2, group coordinators): resources \
+         that carry it and bindings at label:site-b; remove those uses in the same delta, or \
+         keep the label [unknown label]"
     );
+    // Its uses removed in the same delta, before or after.
+    let mut r2 = base().resources[2].clone();
+    r2.labels.clear();
+    let mut coordinators = base().groups[1].clone();
+    coordinators.bindings[0].scope = None;
+    let ws = apply(
+        Admin,
+        vec![
+            Change::UpsertResource(r2),
+            Change::RemoveLabel("site-b".into()),
+            Change::UpsertResource(mini("m-lily", &[])),
+            Change::UpsertGroup(coordinators),
+        ],
+    )
+    .unwrap();
+    assert_eq!(ws.labels, ["site-a"]);
+}
+
+#[test]
+fn removing_a_user_still_in_a_group_names_the_groups() {
+    let p = problems(Directory, vec![Change::RemoveUser("u-nina".into())]);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(
+        p[0].to_string(),
+        "workspace \"sunrise-care\", changes[0] (remove_user): user \"u-nina\" is still a member \
+         of 1 group(s) (nurses-site-a); remove it from them in the same delta [unknown member]"
+    );
+    let mut nurses = base().groups[0].clone();
+    nurses.members.clear();
+    let ws = apply(
+        Directory,
+        vec![
+            Change::RemoveUser("u-nina".into()),
+            Change::UpsertGroup(nurses),
+        ],
+    )
+    .unwrap();
+    assert!(!ws.users.iter().any(|u| u.id == "u-nina"));
 }
 
 #[test]

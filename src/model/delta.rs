@@ -227,8 +227,11 @@ fn apply_delta_to(
     let builtins = catalog(ws.catalog.unwrap_or_default()).roles;
     let is_builtin = |id: &str| builtins.iter().any(|b| b.id == id);
     let mut problems = Vec::new();
-    // Removed resources, to check for children once every change is applied.
+    // Removed items, to check for what still uses them once every change
+    // is applied.
     let mut removed: Vec<(usize, ResourceSpec)> = Vec::new();
+    let mut removed_labels: Vec<(usize, String)> = Vec::new();
+    let mut removed_users: Vec<(usize, UserSpec)> = Vec::new();
 
     for (i, change) in delta.changes.iter().enumerate() {
         let place = format!("{ws_place}, changes[{i}] ({})", change.name());
@@ -261,7 +264,7 @@ fn apply_delta_to(
                     report(Rule::Directory, m);
                     continue;
                 }
-                ws.users.remove(k);
+                removed_users.push((i, ws.users.remove(k)));
             }
             Change::UpsertGroup(g) => {
                 let at = ws.groups.iter().position(|x| x.id == g.id);
@@ -320,9 +323,7 @@ fn apply_delta_to(
                 }
             }
             Change::RemoveLabel(l) => match ws.labels.iter().position(|x| x == l) {
-                Some(k) => {
-                    ws.labels.remove(k);
-                }
+                Some(k) => removed_labels.push((i, ws.labels.remove(k))),
                 None => report(
                     Rule::UnknownLabel,
                     format!("label \"{l}\" is not a label of this workspace"),
@@ -360,7 +361,126 @@ fn apply_delta_to(
     }
 
     orphan_problems(&mut ws, &ws_place, delta, removed, &mut problems);
+    label_use_problems(&mut ws, &ws_place, delta, removed_labels, &mut problems);
+    member_problems(&mut ws, &ws_place, delta, removed_users, &mut problems);
     (ws, problems)
+}
+
+/// A removed label must not be used in the result (unless a later change
+/// declared it again): carried by a resource, or the scope of a binding.
+/// One still used is put back, as a change with a problem is left out, so
+/// each use is not reported again as a label the workspace lacks.
+fn label_use_problems(
+    ws: &mut WorkspaceSpec,
+    ws_place: &str,
+    delta: &Delta,
+    removed: Vec<(usize, String)>,
+    problems: &mut Vec<Problem>,
+) {
+    for (i, label) in removed {
+        if ws.labels.contains(&label) {
+            continue;
+        }
+        let scope = format!("label:{label}");
+        let binds = |bindings: &[BindingSpec]| {
+            bindings
+                .iter()
+                .any(|b| b.scope.as_deref() == Some(scope.as_str()))
+        };
+        let uses: Vec<String> = ws
+            .resources
+            .iter()
+            .filter(|r| r.labels.contains(&label))
+            .map(|r| format!("resource {}:{}", r.type_, r.id))
+            .chain(
+                ws.users
+                    .iter()
+                    .filter(|u| binds(&u.bindings))
+                    .map(|u| format!("user {}", u.id)),
+            )
+            .chain(
+                ws.groups
+                    .iter()
+                    .filter(|g| binds(&g.bindings))
+                    .map(|g| format!("group {}", g.id)),
+            )
+            .collect();
+        if uses.is_empty() {
+            continue;
+        }
+        problems.push(Problem::new(
+            Rule::UnknownLabel,
+            change_place(ws_place, delta, i),
+            format!(
+                "label \"{label}\" is still used by {} item(s) ({}): resources that carry it \
+                 and bindings at {scope}; remove those uses in the same delta, or keep the label",
+                uses.len(),
+                some_of(&uses)
+            ),
+        ));
+        ws.labels.push(label);
+    }
+}
+
+/// A removed user must not be a group's member in the result (unless a
+/// later change added the user again). One still a member is put back, so
+/// the groups are not reported again as naming an unknown member.
+fn member_problems(
+    ws: &mut WorkspaceSpec,
+    ws_place: &str,
+    delta: &Delta,
+    removed: Vec<(usize, UserSpec)>,
+    problems: &mut Vec<Problem>,
+) {
+    let mut kept = Vec::new();
+    for (i, user) in removed {
+        if ws.users.iter().any(|u| u.id == user.id) {
+            continue;
+        }
+        let groups: Vec<String> = ws
+            .groups
+            .iter()
+            .filter(|g| g.members.contains(&user.id))
+            .map(|g| g.id.clone())
+            .collect();
+        if groups.is_empty() {
+            continue;
+        }
+        problems.push(Problem::new(
+            Rule::UnknownMember,
+            change_place(ws_place, delta, i),
+            format!(
+                "user \"{}\" is still a member of {} group(s) ({}); remove it from them in \
+                 the same delta",
+                user.id,
+                groups.len(),
+                some_of(&groups)
+            ),
+        ));
+        kept.push(user);
+    }
+    ws.users.extend(kept);
+}
+
+/// Where change `i` of `delta` is reported.
+fn change_place(ws_place: &str, delta: &Delta, i: usize) -> String {
+    let name = delta.changes.get(i).map_or("change", Change::name);
+    format!("{ws_place}, changes[{i}] ({name})")
+}
+
+/// The first few of `items`, and how many more there are.
+fn some_of(items: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let shown = items
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    match items.len() {
+        n if n > SHOWN => format!("{shown} and {} more", n - SHOWN),
+        _ => shown,
+    }
 }
 
 /// A removed resource must not keep children in the result (unless it was
@@ -409,24 +529,14 @@ fn orphan_problems(
         if children.is_empty() {
             continue;
         }
-        let shown = children
-            .iter()
-            .take(5)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ");
-        let more = match children.len() {
-            n if n > 5 => format!(" and {} more", n - 5),
-            _ => String::new(),
-        };
-        let name = delta.changes.get(i).map_or("remove_resource", Change::name);
         problems.push(Problem::new(
             Rule::Parent,
-            format!("{ws_place}, changes[{i}] ({name})"),
+            change_place(ws_place, delta, i),
             format!(
-                "resource \"{t}:{id}\" still has {} child resource(s) ({shown}{more}); \
+                "resource \"{t}:{id}\" still has {} child resource(s) ({}); \
                  remove or move them in the same delta",
-                children.len()
+                children.len(),
+                some_of(&children)
             ),
         ));
         kept.push(resource);
