@@ -384,7 +384,9 @@ impl CompiledWorkspace {
             },
             None => "the resource".to_string(),
         };
+        // Reach was looked at only on an allow and on a denial by reach.
         let reach_through = t
+            .filter(|_| matches!(decision.reason, Reason::Granted | Reason::NoReach))
             .filter(|t| ws.schema.ty(t.type_).parent.is_some())
             .and_then(|t| t.parent)
             .map(|p| ws.resource_key(p));
@@ -633,11 +635,19 @@ workspaces:
         let e = explain("u-rav", "read", "record:r-1");
         assert_eq!(e.decision.reason, Reason::NoReach);
         assert!(e.message.contains("mini:m-1"), "{}", e.message);
+        assert_eq!(e.reach_through.as_deref(), Some("mini:m-1"));
 
         let e = explain("u-susp", "read", "mini:m-1");
         assert_eq!(e.decision.reason, Reason::Suspended);
         assert!(e.granted_by.is_empty());
         assert!(e.message.contains("suspended"), "{}", e.message);
+
+        // Reach is named only where it was looked at.
+        for subject in ["u-susp", "u-ghost"] {
+            let e = explain(subject, "read", "record:r-1");
+            assert!(!e.decision.allowed());
+            assert_eq!(e.reach_through, None, "{subject}: {}", e.message);
+        }
 
         let e = explain("u-admin", "read", "mini:m-1");
         assert_eq!(e.reach_through, None);

@@ -193,8 +193,10 @@ fn compare_check(
             target.missing
         );
     }
-    // The parent whose `read` decides reach, for types that have one.
+    // The parent whose `read` decides reach, for types that have one, on
+    // the decisions reach took part in (an allow, a denial by reach).
     let want_reach = x
+        .filter(|_| matches!(d.reason, Reason::Granted | Reason::NoReach))
         .filter(|x| o.parent_type(&x.ty).is_some())
         .and_then(|x| x.parent.as_ref())
         .map(|(pt, pid)| format!("{pt}:{pid}"));
