@@ -269,6 +269,15 @@ fn check(args: &CheckArgs) -> ExitCode {
 fn explain_check(args: &CheckArgs) -> Result<rolecall::engine::Explanation, String> {
     use rolecall::scenario::ResourceCase;
     let new = args.parent.is_some() || !args.labels.is_empty();
+    if args.resource.ends_with(':') {
+        // Over gRPC an empty id means a resource not yet created; here the
+        // type alone says that, and `type:` is a slip.
+        return Err(format!(
+            "--resource {}: the id is empty; give TYPE:ID, or the type alone for a resource \
+             not created yet",
+            args.resource
+        ));
+    }
     let resource = match (args.resource.contains(':'), new) {
         (true, false) => ResourceCase::Key(args.resource.clone()),
         (false, _) => ResourceCase::New {

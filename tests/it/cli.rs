@@ -185,6 +185,17 @@ fn check_exits_2_when_the_question_cannot_be_asked() {
             ],
             "give its type alone",
         ),
+        (
+            &[
+                "--subject",
+                "u-admin",
+                "--action",
+                "read",
+                "--resource",
+                "record:",
+            ],
+            "the id is empty",
+        ),
     ] {
         let (code, said) = check(args);
         assert_eq!(code, Some(2), "{said}");
