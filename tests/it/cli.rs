@@ -1,8 +1,8 @@
 //! The `rolecall` binary's own answers, as an operator sees them: what
 //! `validate` prints for files with nothing in them, what `serve` starts
 //! from and how it logs, boolean environment variables written the usual
-//! ways, `check`'s answers and exit codes, and reports written to a pipe
-//! that closes early or a full disk.
+//! ways, `check`'s answers and exit codes, `gen`'s files, and reports
+//! written to a pipe that closes early or a full disk.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -288,4 +288,76 @@ fn a_report_that_cannot_be_written_fails_the_command() {
             "{stderr}"
         );
     }
+}
+
+#[test]
+fn gen_writes_a_valid_model_the_same_each_time_and_requests_check_agrees_with() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let gen = |name: &str| {
+        let (model, requests) = (
+            dir.path().join(format!("{name}.json")),
+            dir.path().join(format!("{name}.jsonl")),
+        );
+        let out = rolecall()
+            .arg("gen")
+            .args(["--users", "20", "--groups", "3", "--labels", "4"])
+            .args(["--minis", "10", "--records", "100", "--requests", "40"])
+            .arg("--out")
+            .arg(&model)
+            .arg("--requests-out")
+            .arg(&requests)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success(), "{out:?}");
+        let read = |p: &std::path::Path| std::fs::read(p).unwrap_or_else(|e| panic!("{e}"));
+        (model.clone(), read(&model), read(&requests))
+    };
+    let (model, bytes, requests) = gen("a");
+    let (_, again, requests_again) = gen("b");
+    assert!(
+        bytes == again && requests == requests_again,
+        "the same seed and sizes"
+    );
+
+    let out = rolecall()
+        .arg("validate")
+        .arg(&model)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("valid (20 users, 3 groups"),
+        "{said}"
+    );
+
+    // Each request's `allowed`, as `rolecall check` decides it.
+    let requests = String::from_utf8_lossy(&requests);
+    let lines: Vec<serde_json::Value> = requests
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 40);
+    let field = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or_default().to_string();
+    let mut allowed = 0;
+    for r in &lines {
+        let code = rolecall()
+            .arg("check")
+            .arg("--snapshot")
+            .arg(&model)
+            .args(["--workspace", &field(r, "workspace")])
+            .args(["--subject", &field(r, "subject")])
+            .args(["--action", &field(r, "action")])
+            .args(["--resource", &field(r, "resource")])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .status
+            .code();
+        let want = r["allowed"].as_bool();
+        assert_eq!(code, Some(if want == Some(true) { 0 } else { 1 }), "{r}");
+        allowed += usize::from(want == Some(true));
+    }
+    assert!(
+        allowed > 0 && allowed < lines.len(),
+        "{allowed} of 40 allowed"
+    );
 }

@@ -190,6 +190,17 @@ async fn status_revision(admin: &Channel) -> String {
         .revision
 }
 
+/// Every file of the state dir, by name, with its bytes.
+fn state_dir_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    state_files(dir, "")
+        .into_iter()
+        .map(|p| {
+            let bytes = fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
 fn state_files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir.join("state"))
         .unwrap()
@@ -222,6 +233,16 @@ async fn acknowledged_updates_survive_kill_9_and_a_restart_without_the_snapshot(
     for i in 1..=5 {
         assert_eq!(apply.applied(new_mini(i)).await, (i + 1).to_string());
     }
+    // A rejected update leaves the state dir as it was, byte for byte.
+    let before = state_dir_bytes(dir.path());
+    // A valid Mini and an orphan record: rejected whole.
+    let bad = apply_json(
+        r#"{"request_id":"bad","source":"admin","delta":{"workspace":"sunrise-care","changes":[
+            {"upsert_resource":{"type":"mini","id":"m-durable-99","labels":["site-a"]}},
+            {"upsert_resource":{"type":"record","id":"r-orphan","parent":"mini:m-nowhere"}}]}}"#,
+    );
+    assert!(!apply.rejected(bad).await.is_empty());
+    assert_eq!(state_dir_bytes(dir.path()), before);
     first.kill_9();
 
     // The bootstrap file is gone: the state dir alone must serve revision 6.
@@ -236,6 +257,25 @@ async fn acknowledged_updates_survive_kill_9_and_a_restart_without_the_snapshot(
             "mini {i} after the restart"
         );
     }
+    // Nothing of the rejected update is served.
+    assert_eq!(
+        nurse_reads(&authz, 99, None).await,
+        (false, "6".to_string())
+    );
+    // Watch replays only what the state dir still holds (since its last
+    // compaction): an older start is refused, naming the field.
+    let gone = admin_client(&admin, TOKEN)
+        .watch(pb::WatchRequest {
+            from_revision: "1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), tonic::Code::FailedPrecondition, "{gone:?}");
+    assert!(
+        gone.message()
+            .starts_with("from_revision: revision 1 is no longer retained for Watch"),
+        "{gone:?}"
+    );
     // Revisions go on from there.
     let mut apply = ApplyStream::open(&mut admin_client(&admin, TOKEN)).await;
     assert_eq!(apply.applied(new_mini(6)).await, "7");
