@@ -10,6 +10,10 @@
 #   BIN=path/to/release bash bench/callgrind.sh   # an already built binary dir
 # Knobs: N=20000 WARM=3000 C=16 M=16 PORT=30152 PRESET=small BATCH=64 N_BATCH=2000
 #        WORK=target/bench-callgrind
+#        ALLOWED=true  (false: the Check measured is a denial, by the first
+#                       denied read of a record in the requests file)
+#        METRICS=0     (1: serve with --metrics-listen on PORT+1, so each
+#                       call is also counted and timed)
 # Prints `callgrind check_ir_per_req=... health_ir_per_req=... ratio=...`, then
 # `callgrind batch_ir_per_req=... per_check=...`, and leaves callgrind.check /
 # callgrind.health / callgrind.batch in WORK for callgrind_annotate.
@@ -20,6 +24,7 @@ cd "$ROOT"
 N=${N:-20000}; WARM=${WARM:-3000}; C=${C:-16}; M=${M:-16}
 BATCH=${BATCH:-64}; N_BATCH=${N_BATCH:-2000}
 PORT=${PORT:-30152}; ADDR=127.0.0.1:$PORT; PRESET=${PRESET:-small}
+ALLOWED=${ALLOWED:-true}; METRICS=${METRICS:-0}
 WORK=${WORK:-target/bench-callgrind}
 mkdir -p "$WORK"; WORK=$(cd "$WORK" && pwd)
 log() { echo "[callgrind] $*" >&2; }
@@ -33,10 +38,11 @@ fi
 "$BIN/rolecall" gen --preset "$PRESET" --out "$WORK/snapshot.json" --requests-out "$WORK/requests.jsonl" 2>/dev/null
 line=$(python3 -c '
 import json, sys
+want = sys.argv[2] == "true"
 for i, l in enumerate(open(sys.argv[1])):
     r = json.loads(l)
-    if r["action"] == "read" and r["resource"].startswith("record:") and r["allowed"]:
-        print(i); break' "$WORK/requests.jsonl")
+    if r["action"] == "read" and r["resource"].startswith("record:") and r["allowed"] == want:
+        print(i); break' "$WORK/requests.jsonl" "$ALLOWED")
 "$BIN/examples/encode_body" check --requests "$WORK/requests.jsonl" --line "$line" >"$WORK/check_body.bin" 2>/dev/null
 "$BIN/examples/encode_body" health >"$WORK/health_body.bin" 2>/dev/null
 [ "$BATCH" -gt 0 ] && "$BIN/examples/encode_body" batch --requests "$WORK/requests.jsonl" --count "$BATCH" \
@@ -44,8 +50,10 @@ for i, l in enumerate(open(sys.argv[1])):
 
 rm -f "$WORK"/callgrind.*
 ss -ltnH "sport = :$PORT" | grep -q . && { log "port $PORT in use"; exit 1; }
+metrics=()
+[ "$METRICS" = 1 ] && metrics=(--metrics-listen "127.0.0.1:$((PORT + 1))")
 valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$WORK/callgrind.start" \
-  "$BIN/rolecall" serve --snapshot "$WORK/snapshot.json" --listen "$ADDR" --log-filter warn \
+  "$BIN/rolecall" serve --snapshot "$WORK/snapshot.json" --listen "$ADDR" --log-filter warn "${metrics[@]}" \
   >"$WORK/serve.log" 2>&1 &
 VG=$!
 trap 'kill "$VG" 2>/dev/null; wait "$VG" 2>/dev/null || true' EXIT
@@ -75,8 +83,8 @@ measure check "$N" "$WORK/check_body.bin" "$CHECK_PATH"
 measure health "$N" "$WORK/health_body.bin" "$HEALTH_PATH"
 ir() { grep -E '^(summary|totals):' "$1" | head -1 | awk '{print $2}'; }
 CI=$(ir "$WORK/callgrind.check"); HI=$(ir "$WORK/callgrind.health")
-python3 -c 'import sys; c, h, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]); print(f"callgrind check_ir_per_req={c/n:.0f} health_ir_per_req={h/n:.0f} ratio={h/c:.3f} n={n} c={sys.argv[4]} m={sys.argv[5]}")' \
-  "$CI" "$HI" "$N" "$C" "$M"
+python3 -c 'import sys; c, h, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]); print(f"callgrind check_ir_per_req={c/n:.0f} health_ir_per_req={h/n:.0f} ratio={h/c:.3f} n={n} c={sys.argv[4]} m={sys.argv[5]} allowed={sys.argv[6]} metrics={sys.argv[7]}")' \
+  "$CI" "$HI" "$N" "$C" "$M" "$ALLOWED" "$METRICS"
 if [ "$BATCH" -gt 0 ]; then
   h2 "$((WARM / 10 + 1))" "$WORK/batch_body.bin" "$BATCH_PATH"
   measure batch "$N_BATCH" "$WORK/batch_body.bin" "$BATCH_PATH"
