@@ -70,25 +70,25 @@ pub struct ServeArgs {
     #[arg(long, env = "ROLECALL_COMPACT_EVERY", default_value_t = crate::store::apply::DEFAULT_COMPACT_EVERY)]
     pub compact_every: u64,
     /// The most checks in one CheckBatch (more is RESOURCE_EXHAUSTED).
-    #[arg(long, env = "ROLECALL_MAX_BATCH", default_value_t = 1000)]
+    #[arg(long, env = "ROLECALL_MAX_BATCH", default_value_t = 1000, value_parser = at_least_one)]
     pub max_batch: usize,
     /// The page size of a list call that asks for 0.
     #[arg(long, env = "ROLECALL_DEFAULT_PAGE_SIZE", default_value_t = 100)]
     pub default_page_size: u32,
     /// The largest page; a larger page_size is clamped to it.
-    #[arg(long, env = "ROLECALL_MAX_PAGE_SIZE", default_value_t = 1000)]
+    #[arg(long, env = "ROLECALL_MAX_PAGE_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_page_size: u32,
     /// The largest request message, in bytes (more is RESOURCE_EXHAUSTED),
     /// on both listeners: it also caps one Apply request (snapshot or delta).
-    #[arg(long, env = "ROLECALL_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    #[arg(long, env = "ROLECALL_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024, value_parser = at_least_one)]
     pub max_message_bytes: usize,
     /// The most Admin Apply streams open at once; one more is refused with
     /// RESOURCE_EXHAUSTED.
-    #[arg(long, env = "ROLECALL_MAX_APPLY_STREAMS", default_value_t = AdminLimits::default().max_apply_streams)]
+    #[arg(long, env = "ROLECALL_MAX_APPLY_STREAMS", default_value_t = AdminLimits::default().max_apply_streams, value_parser = at_least_one)]
     pub max_apply_streams: usize,
     /// The most Admin Watch streams open at once; one more is refused with
     /// RESOURCE_EXHAUSTED.
-    #[arg(long, env = "ROLECALL_MAX_WATCHERS", default_value_t = AdminLimits::default().max_watchers)]
+    #[arg(long, env = "ROLECALL_MAX_WATCHERS", default_value_t = AdminLimits::default().max_watchers, value_parser = at_least_one)]
     pub max_watchers: usize,
     /// Keep at least this many revisions (the current one included) for
     /// `exact` reads and page tokens.
@@ -103,6 +103,12 @@ pub struct ServeArgs {
     /// the most it waits when it has a longer one).
     #[arg(long, env = "ROLECALL_MAX_WAIT_SECONDS", default_value_t = 30)]
     pub max_wait_seconds: u64,
+    /// Ping each connection (HTTP/2 PING) after this many seconds without
+    /// a frame from it, and close it when the ping is not answered within
+    /// as many again: a client that hung or whose network path died
+    /// silently gives its Apply or Watch slot back (0: never ping).
+    #[arg(long, env = "ROLECALL_KEEPALIVE_SECONDS", default_value_t = 20)]
+    pub keepalive_seconds: u64,
     /// How long in-flight calls may take to finish after SIGTERM.
     #[arg(long, env = "ROLECALL_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
@@ -134,6 +140,8 @@ pub struct ServeConfig {
     pub admin_limits: AdminLimits,
     pub max_message_bytes: usize,
     pub shutdown_grace: Duration,
+    /// The HTTP/2 keepalive interval, which is also the ping's timeout.
+    pub keepalive: Option<Duration>,
 }
 
 impl Default for ServeConfig {
@@ -143,6 +151,7 @@ impl Default for ServeConfig {
             admin_limits: AdminLimits::default(),
             max_message_bytes: 4 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
+            keepalive: Some(Duration::from_secs(20)),
         }
     }
 }
@@ -170,6 +179,8 @@ impl ServeArgs {
             },
             max_message_bytes: self.max_message_bytes,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            keepalive: (self.keepalive_seconds > 0)
+                .then(|| Duration::from_secs(self.keepalive_seconds)),
         }
     }
 
@@ -186,5 +197,14 @@ impl ServeArgs {
             (None, true) => Bootstrap::Demo,
             (None, false) => Bootstrap::Empty,
         }
+    }
+}
+
+/// A limit of 0 would refuse every call it bounds: refused at start.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (0 would refuse every call it limits)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
     }
 }

@@ -142,6 +142,8 @@ pub struct Endpoint {
     pub needs_model: bool,
     /// TLS (and client certificate) settings, if the listener uses TLS.
     pub tls: Option<ServerTlsConfig>,
+    /// HTTP/2 keepalive: ping interval and timeout.
+    pub keepalive: Option<std::time::Duration>,
 }
 
 impl Endpoint {
@@ -150,7 +152,10 @@ impl Endpoint {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let name = self.name;
-        let mut builder = tonic::transport::Server::builder();
+        // Unanswered pings close the connection, and its streams with it.
+        let mut builder = tonic::transport::Server::builder()
+            .http2_keepalive_interval(self.keepalive)
+            .http2_keepalive_timeout(self.keepalive);
         if let Some(tls) = self.tls {
             builder = builder.tls_config(tls).map_err(ServeError::AdminTls)?;
         }
@@ -260,6 +265,7 @@ impl Sidecar {
             health_names: vec![AUTHZ_SERVICE],
             needs_model: true,
             tls: None,
+            keepalive: self.config.keepalive,
         })
     }
 
@@ -302,6 +308,7 @@ impl Sidecar {
             health_names: vec![ADMIN_SERVICE],
             needs_model: false,
             tls,
+            keepalive: self.config.keepalive,
         })
     }
 
@@ -697,6 +704,28 @@ mod tests {
         assert_eq!(file.serve.bootstrap(), Bootstrap::File("x".into()));
         let both = Cli::try_parse_from(["rolecall", "--demo", "--snapshot", "x"]).map(|_| ());
         assert!(both.is_err(), "--demo with --snapshot must be refused");
+        // A limit of 0 would refuse every call it bounds.
+        for flag in [
+            "--max-batch",
+            "--max-page-size",
+            "--max-message-bytes",
+            "--max-apply-streams",
+            "--max-watchers",
+        ] {
+            let zero = Cli::try_parse_from(["rolecall", flag, "0"]).map(|_| ());
+            let said = zero.map_err(|e| e.to_string()).err().unwrap_or_default();
+            assert!(
+                said.contains("at least 1") || said.contains("0 is not in"),
+                "{flag}: {said}"
+            );
+        }
+        assert_eq!(
+            args.config().keepalive,
+            Some(std::time::Duration::from_secs(20))
+        );
+        let off = Cli::try_parse_from(["rolecall", "--keepalive-seconds", "0"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(off.serve.config().keepalive, None);
         assert_eq!(
             args.compact_every,
             crate::store::apply::DEFAULT_COMPACT_EVERY

@@ -84,6 +84,7 @@ async fn a_panic_in_a_call_is_internal_and_the_server_goes_on() {
         health_names: vec![],
         needs_model: false,
         tls: None,
+        keepalive: None,
     };
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(sidecar.run(vec![endpoint], async {
@@ -229,6 +230,7 @@ async fn a_panic_in_the_apply_task_is_internal_and_the_server_goes_on() {
         health_names: vec![],
         needs_model: false,
         tls: None,
+        keepalive: None,
     };
     let endpoints = vec![sidecar.authz_endpoint(authz_l).unwrap(), admin];
     let (tx, rx) = oneshot::channel::<()>();
@@ -791,4 +793,50 @@ async fn the_admin_token_never_reaches_the_logs_even_at_trace_level() {
             text.lines().find(|l| l.contains(secret)).unwrap_or("")
         );
     }
+}
+
+/// Opens an HTTP/2 connection by hand and then goes silent, as a client
+/// that hung or lost its network path: it never answers a ping. Returns
+/// how long the server kept the connection, if it closed it within
+/// `wait`.
+async fn silent_client_kept(keepalive: Option<Duration>, wait: Duration) -> Option<Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(
+        Arc::new(Store::new(Retention::default())),
+        ServeConfig {
+            keepalive,
+            ..ServeConfig::default()
+        },
+        Transport::Tcp,
+    )
+    .await;
+    let mut tcp = tokio::net::TcpStream::connect(server.addr.unwrap())
+        .await
+        .unwrap();
+    // The client preface, then an empty SETTINGS frame; nothing more.
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(wait, async {
+        // Read what the server sends (SETTINGS, pings) until it hangs up.
+        while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
+    })
+    .await;
+    closed.ok().map(|()| started.elapsed())
+}
+
+#[tokio::test]
+async fn a_client_that_stops_answering_pings_is_disconnected() {
+    let (keepalive, wait) = (Duration::from_millis(500), Duration::from_secs(10));
+    let kept = silent_client_kept(Some(keepalive), wait).await;
+    // A ping after 0.5 s of silence, unanswered for 0.5 s more.
+    assert!(
+        kept.is_some_and(|t| t >= keepalive && t < Duration::from_secs(5)),
+        "{kept:?}"
+    );
+    // Without keepalive such a connection stays open, and its streams
+    // (an Apply slot) with it.
+    assert_eq!(silent_client_kept(None, Duration::from_secs(3)).await, None);
 }

@@ -40,6 +40,8 @@ pub struct TestServer {
     handle: Option<JoinHandle<Result<(), ServeError>>>,
     _dir: Option<tempfile::TempDir>,
     pub socket: Option<PathBuf>,
+    /// The TCP address, on TCP.
+    pub addr: Option<std::net::SocketAddr>,
 }
 
 impl TestServer {
@@ -76,6 +78,7 @@ impl TestServer {
             handle: Some(handle),
             _dir: dir,
             socket,
+            addr: tcp,
         }
     }
 
