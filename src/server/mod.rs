@@ -75,7 +75,19 @@ pub enum ServeError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("admin TLS: {0}")]
+    #[error("admin TLS: {what} {}: {problem}", path.display())]
+    AdminTlsPem {
+        what: &'static str,
+        path: PathBuf,
+        problem: String,
+    },
+    #[error("admin TLS: the certificate {} and the key {} cannot be served together: {cause}", cert.display(), key.display())]
+    AdminTlsPair {
+        cert: PathBuf,
+        key: PathBuf,
+        cause: String,
+    },
+    #[error("admin TLS: {}", with_causes(.0))]
     AdminTls(tonic::transport::Error),
     #[error("{0}")]
     AdminToken(#[from] TokenError),
@@ -126,6 +138,19 @@ pub fn load_bootstrap(bootstrap: &Bootstrap) -> Result<Option<Snapshot>, Invalid
 /// Parses (YAML or JSON), validates and indexes snapshot text.
 pub fn load_snapshot_text(text: &str, origin: &str) -> Result<Snapshot, InvalidSnapshot> {
     Snapshot::from_spec(&crate::model::parse::from_text(text, origin)?)
+}
+
+/// An error and the errors that caused it, as one line: tonic's transport
+/// error alone says only "transport error".
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line
 }
 
 /// One listener and the services it serves.
@@ -499,21 +524,74 @@ fn admin_tls(args: &ServeArgs) -> Result<Option<ServerTlsConfig>, ServeError> {
         warn!("--admin-tls-cert is set but --admin-listen is not: there is no Admin API");
         return Ok(None);
     }
-    let read = |what: &'static str, path: &PathBuf| {
-        std::fs::read(path).map_err(|source| ServeError::AdminTlsFile {
+    let read = |what: &'static str, path: &PathBuf, holds: Pem| -> Result<Vec<u8>, ServeError> {
+        let bytes = std::fs::read(path).map_err(|source| ServeError::AdminTlsFile {
             what,
             path: path.clone(),
             source,
-        })
+        })?;
+        holds
+            .check(&bytes)
+            .map_err(|problem| ServeError::AdminTlsPem {
+                what,
+                path: path.clone(),
+                problem,
+            })?;
+        Ok(bytes)
     };
     let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
-        read("the certificate", cert)?,
-        read("the key", key)?,
+        read("the certificate", cert, Pem::Certificates)?,
+        read("the key", key, Pem::PrivateKey)?,
     ));
     if let Some(ca) = &args.admin_tls_client_ca {
-        tls = tls.client_ca_root(Certificate::from_pem(read("the client CA", ca)?));
+        tls = tls.client_ca_root(Certificate::from_pem(read(
+            "the client CA",
+            ca,
+            Pem::Certificates,
+        )?));
     }
+    // rustls checks that the key is the certificate's (KeyMismatch).
+    tonic::transport::Server::builder()
+        .tls_config(tls.clone())
+        .map_err(|e| ServeError::AdminTlsPair {
+            cert: cert.clone(),
+            key: key.clone(),
+            cause: with_causes(&e),
+        })?;
     Ok(Some(tls))
+}
+
+/// What a TLS file must hold. rustls reports a file that holds the wrong
+/// thing (a key given as the certificate, a token as the CA) in words that
+/// name neither the file nor the flag ("peer sent no certificates"), so
+/// each file is read here first.
+#[derive(Debug, Clone, Copy)]
+enum Pem {
+    Certificates,
+    PrivateKey,
+}
+
+impl Pem {
+    fn check(self, bytes: &[u8]) -> Result<(), String> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        match self {
+            Pem::Certificates => {
+                let mut n = 0;
+                for cert in CertificateDer::pem_slice_iter(bytes) {
+                    cert.map_err(|e| format!("not PEM certificates: {e}"))?;
+                    n += 1;
+                }
+                if n == 0 {
+                    return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+                }
+                Ok(())
+            }
+            Pem::PrivateKey => PrivateKeyDer::from_pem_slice(bytes)
+                .map(drop)
+                .map_err(|e| format!("holds no PEM private key (PKCS#8, PKCS#1 or SEC1): {e}")),
+        }
+    }
 }
 
 /// Loads the first model into `store` and returns the write path: from the

@@ -623,6 +623,68 @@ mod tls {
             .await
             .is_err());
     }
+
+    /// `rolecall serve` with these admin TLS files (in `tests/it/tls/`):
+    /// what it says when it refuses to start.
+    fn refused_start(cert: &str, key: &str, client_ca: Option<&str>) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "0123456789abcdef\n").unwrap();
+        std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let fixture = |name: &str| format!("{}/tests/it/tls/{name}", env!("CARGO_MANIFEST_DIR"));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rolecall"));
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--admin-token-file")
+        .arg(&token)
+        .args([
+            "--admin-tls-cert",
+            &fixture(cert),
+            "--admin-tls-key",
+            &fixture(key),
+        ])
+        .env_remove("ROLECALL_DEMO")
+        .env_remove("ROLECALL_SNAPSHOT");
+        if let Some(ca) = client_ca {
+            cmd.args(["--admin-tls-client-ca", &fixture(ca)]);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    #[test]
+    fn unusable_tls_files_are_named_with_what_is_wrong() {
+        let said = refused_start("server.key", "server.key", None);
+        assert!(
+            said.contains("the certificate")
+                && said.contains("server.key: holds no PEM certificate"),
+            "{said}"
+        );
+        let said = refused_start("server.pem", "server.pem", None);
+        assert!(
+            said.contains("the key") && said.contains("server.pem: holds no PEM private key"),
+            "{said}"
+        );
+        let said = refused_start("server.pem", "server.key", Some("client.key"));
+        assert!(
+            said.contains("the client CA") && said.contains("client.key: holds no PEM certificate"),
+            "{said}"
+        );
+        // A key that is not the certificate's.
+        let said = refused_start("server.pem", "rogue.key", None);
+        assert!(
+            said.contains("server.pem and the key")
+                && said.contains("rogue.key cannot be served together"),
+            "{said}"
+        );
+    }
 }
 
 #[tokio::test]
