@@ -269,11 +269,12 @@ def main():
     # --- shutdown --------------------------------------------------------------
     try:
         grace = int(env.get("ROLECALL_SHUTDOWN_GRACE_SECONDS"))
+        delay = int(env.get("ROLECALL_SHUTDOWN_DELAY_SECONDS", "0"))
         tgps = int(pod.get("terminationGracePeriodSeconds", 30))
-        if tgps <= grace:
-            problem(f"terminationGracePeriodSeconds={tgps} is not larger than ROLECALL_SHUTDOWN_GRACE_SECONDS={grace}")
+        if tgps <= delay + grace:
+            problem(f"terminationGracePeriodSeconds={tgps} is not larger than ROLECALL_SHUTDOWN_DELAY_SECONDS={delay} + ROLECALL_SHUTDOWN_GRACE_SECONDS={grace}")
     except (TypeError, ValueError):
-        problem("ROLECALL_SHUTDOWN_GRACE_SECONDS is not an integer")
+        problem("ROLECALL_SHUTDOWN_GRACE_SECONDS or ROLECALL_SHUTDOWN_DELAY_SECONDS is not an integer")
 
     # --- security --------------------------------------------------------------
     psc = pod.get("securityContext") or {}

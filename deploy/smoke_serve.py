@@ -20,8 +20,10 @@ Then it checks, with a deadline:
 - the app's view: Health on the address the app dials (ROLECALL_ADDR, as a
   gRPC target) reports rolecall.v1.Authz SERVING;
 - metrics: GET /metrics answers 200 with Prometheus text;
-- SIGTERM: the process exits 0 within ROLECALL_SHUTDOWN_GRACE_SECONDS and
-  before terminationGracePeriodSeconds.
+- SIGTERM: during ROLECALL_SHUTDOWN_DELAY_SECONDS the app's address still
+  answers (health NOT_SERVING, but answered); then the process exits 0
+  within the delay plus ROLECALL_SHUTDOWN_GRACE_SECONDS and before
+  terminationGracePeriodSeconds.
 
 Usage: smoke_serve.py RENDERED.yaml ROLECALL_BIN
 """
@@ -101,6 +103,7 @@ def main():
     app_addr = next(e["value"] for e in app.get("env") or [] if e["name"] == "ROLECALL_ADDR")
     tgps = int(pod.get("terminationGracePeriodSeconds", 30))
     grace = int(env.get("ROLECALL_SHUTDOWN_GRACE_SECONDS", "10"))
+    delay = int(env.get("ROLECALL_SHUTDOWN_DELAY_SECONDS", "0"))
 
     tmp = tempfile.mkdtemp(prefix="rolecall-smoke-")
     run_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
@@ -170,17 +173,27 @@ def main():
         else:
             t0 = time.monotonic()
             proc.send_signal(signal.SIGTERM)
+            if delay >= 2:
+                time.sleep(1)
+                status = health(app_target, "rolecall.v1.Authz")
+                if status != "NOT_SERVING":
+                    problem(f"1s into the {delay}s shutdown delay, the app's address answered {status}, not NOT_SERVING")
+                else:
+                    note(f"SIGTERM: 1s into the {delay}s delay the app's address still answers (NOT_SERVING)")
+            limit = min(delay + grace, tgps) + 5
             try:
-                code = proc.wait(timeout=min(grace, tgps) + 5)
+                code = proc.wait(timeout=limit)
                 took = time.monotonic() - t0
                 if code != 0:
                     problem(f"after SIGTERM rolecall exited {code}, not 0")
                 elif took >= tgps:
                     problem(f"after SIGTERM rolecall took {took:.1f}s, longer than terminationGracePeriodSeconds={tgps}")
+                elif took < delay:
+                    problem(f"after SIGTERM rolecall exited after {took:.1f}s, before its {delay}s delay")
                 else:
                     note(f"SIGTERM: exited 0 after {took:.1f}s")
             except subprocess.TimeoutExpired:
-                problem(f"rolecall did not exit within {min(grace, tgps) + 5}s of SIGTERM")
+                problem(f"rolecall did not exit within {limit}s of SIGTERM")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -109,6 +109,12 @@ pub struct ServeArgs {
     /// silently gives its Apply or Watch slot back (0: never ping).
     #[arg(long, env = "ROLECALL_KEEPALIVE_SECONDS", default_value_t = 20)]
     pub keepalive_seconds: u64,
+    /// After SIGTERM, go on serving for this many seconds with health
+    /// NOT_SERVING before draining: an app container that gets SIGTERM at
+    /// the same moment can still check while it finishes its own requests
+    /// (what a native sidecar container or a preStop sleep also give).
+    #[arg(long, env = "ROLECALL_SHUTDOWN_DELAY_SECONDS", default_value_t = 0)]
+    pub shutdown_delay_seconds: u64,
     /// How long in-flight calls may take to finish after SIGTERM.
     #[arg(long, env = "ROLECALL_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
@@ -140,6 +146,8 @@ pub struct ServeConfig {
     pub admin_limits: AdminLimits,
     pub max_message_bytes: usize,
     pub shutdown_grace: Duration,
+    /// How long to go on serving, NOT_SERVING, after the shutdown signal.
+    pub shutdown_delay: Duration,
     /// The HTTP/2 keepalive interval, which is also the ping's timeout.
     pub keepalive: Option<Duration>,
 }
@@ -151,6 +159,7 @@ impl Default for ServeConfig {
             admin_limits: AdminLimits::default(),
             max_message_bytes: 4 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
+            shutdown_delay: Duration::ZERO,
             keepalive: Some(Duration::from_secs(20)),
         }
     }
@@ -179,6 +188,7 @@ impl ServeArgs {
             },
             max_message_bytes: self.max_message_bytes,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            shutdown_delay: Duration::from_secs(self.shutdown_delay_seconds),
             keepalive: (self.keepalive_seconds > 0)
                 .then(|| Duration::from_secs(self.keepalive_seconds)),
         }

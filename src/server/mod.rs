@@ -389,8 +389,9 @@ impl Sidecar {
         }
 
         let mut outcome = Ok(());
+        let mut requested = false;
         tokio::select! {
-            () = shutdown => info!("shutdown requested: draining in-flight calls"),
+            () = shutdown => requested = true,
             Some(ended) = servers.join_next() => {
                 outcome = Err(match ended {
                     Ok((_, Err(e))) => e,
@@ -408,6 +409,26 @@ impl Sidecar {
             self.health
                 .set_service_status(*name, ServingStatus::NotServing)
                 .await;
+        }
+        let delay = self.config.shutdown_delay;
+        if requested && !delay.is_zero() {
+            // Still accepting and answering, so callers that are shutting
+            // down themselves finish; health already sends new ones away.
+            info!(
+                delay_seconds = delay.as_secs_f64(),
+                "shutdown requested: serving on, NOT_SERVING, before draining"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                Some(ended) = servers.join_next() => {
+                    if let Ok((name, Err(e))) = ended {
+                        warn!(listener = name, error = %e, "listener ended with an error");
+                    }
+                }
+            }
+        }
+        if requested {
+            info!("shutdown requested: draining in-flight calls");
         }
         self.store.close();
         stop_tx.send_replace(true);

@@ -110,3 +110,58 @@ async fn the_grace_period_bounds_the_drain() {
     assert!(server.stop().await.is_ok());
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_delay_answers_on_while_health_sends_callers_away() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+
+    let store = Arc::new(Store::new(Retention::default()));
+    store.publish(demo_snapshot());
+    let delay = Duration::from_millis(1500);
+    let config = ServeConfig {
+        shutdown_delay: delay,
+        ..ServeConfig::default()
+    };
+    let mut server = TestServer::start(store, config, Transport::Tcp).await;
+    let started = Instant::now();
+    server.signal_shutdown();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let health = HealthClient::new(server.channel.clone())
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    assert_eq!(health.status, ServingStatus::NotServing as i32);
+    // A caller still finishing its own work is answered, on a new
+    // connection too.
+    let fresh = connect_tcp(&format!(
+        "http://{}",
+        server.addr.unwrap_or_else(|| panic!("tcp"))
+    ))
+    .await;
+    let answer = pb::authz_client::AuthzClient::new(fresh)
+        .check(check(
+            "sunrise-care",
+            "u-nurse",
+            "read",
+            existing("record", "r-rose-1"),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_inner();
+    assert!(answer.allowed);
+    assert!(!server.is_stopped());
+
+    // Then it drains and stops.
+    assert!(server.stop().await.is_ok());
+    let took = started.elapsed();
+    assert!(
+        took >= delay && took < delay + Duration::from_secs(3),
+        "{took:?}"
+    );
+}
