@@ -125,6 +125,17 @@ impl Rpc {
         Rpc::ListSubjects,
     ];
 
+    /// The Authz RPC a request path names, if it names one.
+    pub fn from_path(path: &str) -> Option<Rpc> {
+        match path.strip_prefix("/rolecall.v1.Authz/")? {
+            "Check" => Some(Rpc::Check),
+            "CheckBatch" => Some(Rpc::CheckBatch),
+            "ListVisible" => Some(Rpc::ListVisible),
+            "ListSubjects" => Some(Rpc::ListSubjects),
+            _ => None,
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Rpc::Check => "check",
@@ -398,8 +409,15 @@ impl RpcTimer {
 /// bytes do not decode (INVALID_ARGUMENT from the codec): an error with no
 /// duration, as no handler ran.
 pub fn malformed_request(rpc: Rpc) {
+    refused_request(rpc, tonic::Code::InvalidArgument);
+}
+
+/// Counts an Authz request refused with `code` before a handler ran (its
+/// bytes do not decode, or it is over the size limit): an error with no
+/// duration.
+pub fn refused_request(rpc: Rpc, code: tonic::Code) {
     if let Some(m) = INSTALLED.get() {
-        m.rpcs[rpc.index()].failed(tonic::Code::InvalidArgument);
+        m.rpcs[rpc.index()].failed(code);
     }
 }
 

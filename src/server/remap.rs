@@ -1,8 +1,10 @@
 //! tonic refuses a request message over the configured size with
 //! OUT_OF_RANGE; SPEC 5 says a message over the limit is RESOURCE_EXHAUSTED.
-//! This wrapper rewrites that one status on the way out. It applies only to
-//! rolecall's own services, which never answer OUT_OF_RANGE themselves, and
-//! costs no allocation (the generated services' futures are already boxed).
+//! This wrapper rewrites that one status on the way out, and counts it in
+//! the metrics as an Authz call's error (no handler ran to count it). It
+//! applies only to rolecall's own services, which never answer OUT_OF_RANGE
+//! themselves, and costs no allocation (the generated services' futures
+//! are already boxed).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +13,8 @@ use std::task::{ready, Context, Poll};
 use tonic::codegen::http::{self, HeaderValue};
 use tonic::codegen::Service;
 use tonic::server::NamedService;
+
+use crate::metrics::{self, Rpc};
 
 const GRPC_STATUS: &str = "grpc-status";
 const OUT_OF_RANGE: &str = "11";
@@ -46,11 +50,19 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        Remapped(self.inner.call(req))
+        let rpc = Rpc::from_path(req.uri().path());
+        Remapped {
+            future: self.inner.call(req),
+            rpc,
+        }
     }
 }
 
-pub struct Remapped<F>(F);
+pub struct Remapped<F> {
+    future: F,
+    /// The Authz RPC called, to count a refusal under.
+    rpc: Option<Rpc>,
+}
 
 impl<F, R, E> Future for Remapped<F>
 where
@@ -59,7 +71,7 @@ where
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut out = ready!(Pin::new(&mut self.0).poll(cx));
+        let mut out = ready!(Pin::new(&mut self.future).poll(cx));
         if let Ok(resp) = &mut out {
             if resp
                 .headers()
@@ -67,6 +79,9 @@ where
                 .is_some_and(|v| v == OUT_OF_RANGE)
             {
                 resp.headers_mut().insert(GRPC_STATUS, RESOURCE_EXHAUSTED);
+                if let Some(rpc) = self.rpc {
+                    metrics::refused_request(rpc, tonic::Code::ResourceExhausted);
+                }
             }
         }
         Poll::Ready(out)

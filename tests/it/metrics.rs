@@ -208,6 +208,19 @@ async fn metrics_count_decisions_and_follow_the_revision() {
             .map_err(|s| s.code());
         assert_eq!(refused, Err(tonic::Code::InvalidArgument), "{path}");
     }
+    // Over the size limit: refused before any handler, counted too.
+    let oversized = authz
+        .max_encoding_message_size(usize::MAX)
+        .check(check(
+            "sunrise-care",
+            &"u".repeat(5 << 20),
+            "read",
+            existing("record", "r-rose-1"),
+        ))
+        .await
+        .map(|_| ())
+        .map_err(|s| s.code());
+    assert_eq!(oversized, Err(tonic::Code::ResourceExhausted));
 
     // What the Admin service reports.
     metrics::update_accepted();
@@ -254,6 +267,10 @@ async fn metrics_count_decisions_and_follow_the_revision() {
         ),
         (
             r#"rolecall_rpc_errors_total{rpc="list_visible",code="InvalidArgument"}"#,
+            1.0,
+        ),
+        (
+            r#"rolecall_rpc_errors_total{rpc="check",code="ResourceExhausted"}"#,
             1.0,
         ),
         (
