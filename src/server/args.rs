@@ -103,10 +103,11 @@ pub struct ServeArgs {
     /// the most it waits when it has a longer one).
     #[arg(long, env = "ROLECALL_MAX_WAIT_SECONDS", default_value_t = 30)]
     pub max_wait_seconds: u64,
-    /// Ping each connection (HTTP/2 PING) after this many seconds without
-    /// a frame from it, and close it when the ping is not answered within
-    /// as many again: a client that hung or whose network path died
-    /// silently gives its Apply or Watch slot back (0: never ping).
+    /// Ping each Admin connection (HTTP/2 PING) after this many seconds
+    /// without a frame from it, and close it when the ping is not answered
+    /// within as many again: a control plane that hung or whose network
+    /// path died silently gives its Apply or Watch slot back (0: never
+    /// ping).
     #[arg(long, env = "ROLECALL_KEEPALIVE_SECONDS", default_value_t = 20)]
     pub keepalive_seconds: u64,
     /// After SIGTERM, go on serving for this many seconds with health

@@ -795,24 +795,31 @@ async fn the_admin_token_never_reaches_the_logs_even_at_trace_level() {
     }
 }
 
-/// Opens an HTTP/2 connection by hand and then goes silent, as a client
-/// that hung or lost its network path: it never answers a ping. Returns
-/// how long the server kept the connection, if it closed it within
-/// `wait`.
+/// Opens an HTTP/2 connection to an Admin listener by hand and then goes
+/// silent, as a control plane that hung or lost its network path: it never
+/// answers a ping. Returns how long the server kept the connection, if it
+/// closed it within `wait`.
 async fn silent_client_kept(keepalive: Option<Duration>, wait: Duration) -> Option<Duration> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = TestServer::start(
-        Arc::new(Store::new(Retention::default())),
-        ServeConfig {
-            keepalive,
-            ..ServeConfig::default()
-        },
-        Transport::Tcp,
-    )
-    .await;
-    let mut tcp = tokio::net::TcpStream::connect(server.addr.unwrap())
-        .await
+    let store = Arc::new(Store::new(Retention::default()));
+    let applier = Arc::new(Applier::in_memory(Arc::clone(&store)));
+    let config = ServeConfig {
+        keepalive,
+        ..ServeConfig::default()
+    };
+    let sidecar = Sidecar::new(config, Arc::clone(&store));
+    let (listener, _) = bind_tcp().await;
+    let addr = listener.tcp_addr().unwrap();
+    let auth = AdminAuth::token(BearerToken::new(TOKEN.as_bytes()).unwrap());
+    let admin = sidecar
+        .admin_endpoint_tls(listener, applier, auth, None)
         .unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(sidecar.run(vec![admin], async {
+        let _ = rx.await;
+    }));
+
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     // The client preface, then an empty SETTINGS frame; nothing more.
     tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
         .await
@@ -824,11 +831,15 @@ async fn silent_client_kept(keepalive: Option<Duration>, wait: Duration) -> Opti
         while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
     })
     .await;
-    closed.ok().map(|()| started.elapsed())
+    let kept = closed.ok().map(|()| started.elapsed());
+    drop(tcp);
+    let _ = tx.send(());
+    let _ = handle.await;
+    kept
 }
 
 #[tokio::test]
-async fn a_client_that_stops_answering_pings_is_disconnected() {
+async fn an_admin_client_that_stops_answering_pings_is_disconnected() {
     let (keepalive, wait) = (Duration::from_millis(500), Duration::from_secs(10));
     let kept = silent_client_kept(Some(keepalive), wait).await;
     // A ping after 0.5 s of silence, unanswered for 0.5 s more.
@@ -839,4 +850,13 @@ async fn a_client_that_stops_answering_pings_is_disconnected() {
     // Without keepalive such a connection stays open, and its streams
     // (an Apply slot) with it.
     assert_eq!(silent_client_kept(None, Duration::from_secs(3)).await, None);
+
+    // Authz calls are unary and hold no slot: its listener never pings.
+    let sidecar = Sidecar::new(
+        ServeConfig::default(),
+        Arc::new(Store::new(Retention::default())),
+    );
+    let (listener, _) = bind_tcp().await;
+    assert_eq!(sidecar.authz_endpoint(listener).unwrap().keepalive, None);
+    assert!(ServeConfig::default().keepalive.is_some());
 }
