@@ -248,7 +248,16 @@ fn requirement(r: Option<Requirement<'_>>) -> Result<Consistency, ApiError> {
         Some(Requirement::AtLeast(r)) => {
             Consistency::AtLeast(parse_revision("consistency.at_least", r)?)
         }
-        Some(Requirement::Exact(r)) => Consistency::Exact(parse_revision("consistency.exact", r)?),
+        Some(Requirement::Exact(r)) => match parse_revision("consistency.exact", r)? {
+            // No model is ever served at 0: a caller's bug, not an old read.
+            0 => {
+                return Err(ApiError::Invalid {
+                    field: "consistency.exact",
+                    message: "revision 0 is never served: revisions start at 1".into(),
+                })
+            }
+            r => Consistency::Exact(r),
+        },
     })
 }
 
@@ -406,6 +415,24 @@ mod tests {
             assert_eq!(answer.reason, reason(r) as i32);
             assert_eq!(answer.allowed, r == R::Granted);
         }
+    }
+
+    #[test]
+    fn exact_revision_0_is_a_callers_mistake() {
+        let e = requirement(Some(Requirement::Exact("0"))).map(|_| ());
+        let said = e.map_err(|e| e.to_string()).err().unwrap_or_default();
+        assert_eq!(
+            said,
+            "consistency.exact: revision 0 is never served: revisions start at 1"
+        );
+        assert!(matches!(
+            requirement(Some(Requirement::Exact("1"))),
+            Ok(Consistency::Exact(1))
+        ));
+        assert!(matches!(
+            requirement(Some(Requirement::AtLeast("0"))),
+            Ok(Consistency::AtLeast(0))
+        ));
     }
 
     fn rref(type_: &str, id: &str, parent: &str, labels: &[&str]) -> pb::ResourceRef {
