@@ -663,8 +663,14 @@ fn start_model(args: &ServeArgs, store: &Arc<Store>) -> Result<Applier, ServeErr
     };
     let events = match restored {
         Some(r) => {
-            if let Bootstrap::File(path) = &bootstrap {
-                info!(snapshot = %path.display(), "the state dir holds a model: the bootstrap snapshot is not read");
+            match &bootstrap {
+                Bootstrap::File(path) => {
+                    info!(snapshot = %path.display(), "the state dir holds a model: the bootstrap snapshot is not read");
+                }
+                Bootstrap::Demo => {
+                    info!("the state dir holds a model: --demo is not used");
+                }
+                Bootstrap::Empty => {}
             }
             let workspaces = r.snapshot.workspaces().len();
             for (earlier, snapshot) in r.earlier {

@@ -300,9 +300,17 @@ async fn retained_revisions_are_rebuilt_after_a_restart() {
 
     // Keep 4 revisions: 6 (current), 5, 4 and 3 answer `exact` reads as
     // they did before the restart; 2 is gone.
-    let mut second = Rolecall::spawn(dir.path(), 2, &["--retain-revisions", "4"]);
+    // --demo again: the state dir holds a model, which wins, and says so.
+    let mut second = Rolecall::spawn(dir.path(), 2, &["--demo", "--retain-revisions", "4"]);
     let (authz, admin) = second.ready().await;
     assert_eq!(status_revision(&admin).await, "6");
+    assert!(
+        second
+            .logs()
+            .contains("the state dir holds a model: --demo is not used"),
+        "{}",
+        second.logs()
+    );
     for (revision, mini, allowed) in [
         ("6", 5, true),
         ("5", 5, false),
