@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::engine::{Explanation, Reason, ResourceQuery, Snapshot};
+use crate::model::map_only::{map_only, MapOnly};
 use crate::model::parse::yaml_problem;
 use crate::model::{InvalidSnapshot, Problem, SnapshotSpec};
 
@@ -196,12 +197,14 @@ fn read() -> String {
 impl Scenario {
     /// The snapshot as typed data (unknown fields are errors here).
     pub fn snapshot_spec(&self) -> Result<SnapshotSpec, InvalidSnapshot> {
-        serde_norway::from_value(self.snapshot.clone()).map_err(|e| InvalidSnapshot {
-            problems: vec![self
-                .snapshot_problem
-                .clone()
-                .unwrap_or_else(|| yaml_problem(e, "snapshot"))],
-        })
+        serde_norway::from_value(self.snapshot.clone())
+            .map(|m: MapOnly<SnapshotSpec>| m.0)
+            .map_err(|e| InvalidSnapshot {
+                problems: vec![self
+                    .snapshot_problem
+                    .clone()
+                    .unwrap_or_else(|| yaml_problem(e, "snapshot"))],
+            })
     }
 
     /// Validates and indexes the snapshot.
@@ -292,7 +295,7 @@ fn parse_each(text: &str, origin: &str) -> Result<Vec<Result<Scenario, String>>,
 /// A scenario's snapshot alone, as typed data (its other fields ignored).
 #[derive(Deserialize)]
 struct TypedSnapshot {
-    #[serde(rename = "snapshot")]
+    #[serde(rename = "snapshot", deserialize_with = "map_only")]
     _snapshot: SnapshotSpec,
 }
 

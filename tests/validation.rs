@@ -1328,3 +1328,40 @@ fn parse_errors_carry_line_and_column() {
     assert!(e.to_string().contains("c.yaml:3:"), "{e}");
     assert!(e.to_string().contains("mystery"), "{e}");
 }
+
+#[test]
+fn a_list_where_a_map_belongs_is_refused_with_its_place() {
+    // serde would read a struct's fields from a list, in order; no
+    // snapshot means that.
+    for (text, origin, place) in [
+        ("[]\n", "empty-list.yaml", "empty-list.yaml:1:"),
+        ("[]", "empty-list.json", "empty-list.json:1:"),
+        (
+            "{\"workspaces\": [\n  [\"w\"]\n]}",
+            "positional.json",
+            "positional.json:2:",
+        ),
+        (
+            "workspaces:\n  - id: w\n    users:\n      - [u-1, active]\n",
+            "users.yaml",
+            "users.yaml:4:",
+        ),
+        (
+            "workspaces:\n  - id: w\n    policy: [1, 1]\n",
+            "policy.yaml",
+            "policy.yaml:3:",
+        ),
+        (
+            "workspaces:\n  - id: w\n    users:\n      - id: u-1\n        bindings: [[viewer]]\n",
+            "bindings.yaml",
+            "bindings.yaml:5:",
+        ),
+    ] {
+        let e = parse_error(text, origin);
+        let said = e.to_string();
+        assert!(said.contains("a map of fields"), "{said}");
+        assert!(said.contains(place), "{place}: {said}");
+    }
+    // Maps, as ever, are read.
+    accepted("workspaces:\n  - id: w\n    catalog: none\n    policy: { min_admins: 0 }\n");
+}

@@ -6,6 +6,7 @@ pub mod delta;
 pub mod id_columns;
 pub mod id_table;
 pub mod lint;
+pub mod map_only;
 pub mod names;
 pub mod overlay;
 pub mod parse;

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
+use super::map_only::MapOnly;
 use super::problem::{InvalidSnapshot, Problem, Rule};
 use super::spec::SnapshotSpec;
 
@@ -81,17 +82,21 @@ impl ParseError {
 }
 
 fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, ParseError> {
-    serde_json::from_str(text).map_err(|e| ParseError {
-        place: Some((e.line(), e.column())),
-        // Not a cut file (end of input) nor a wrong field: flow-style YAML
-        // fails JSON's syntax.
-        retry_as_yaml: e.is_syntax(),
-        message: e.to_string(),
-    })
+    serde_json::from_str(text)
+        .map(|m: MapOnly<T>| m.0)
+        .map_err(|e| ParseError {
+            place: Some((e.line(), e.column())),
+            // Not a cut file (end of input) nor a wrong field: flow-style YAML
+            // fails JSON's syntax.
+            retry_as_yaml: e.is_syntax(),
+            message: e.to_string(),
+        })
 }
 
 fn from_yaml<T: DeserializeOwned>(text: &str) -> Result<T, ParseError> {
-    serde_norway::from_str(text).map_err(yaml_error)
+    serde_norway::from_str(text)
+        .map(|m: MapOnly<T>| m.0)
+        .map_err(yaml_error)
 }
 
 fn yaml_error(e: serde_norway::Error) -> ParseError {

@@ -6,11 +6,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::map_only::{map_only_opt, maps_only};
+
 /// A whole snapshot: any number of workspaces.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotSpec {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "maps_only")]
     pub workspaces: Vec<WorkspaceSpec>,
 }
 
@@ -25,20 +27,44 @@ pub struct WorkspaceSpec {
     /// Enabled features; `None` means every feature of the schema is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub features: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "map_only_opt"
+    )]
     pub policy: Option<PolicySpec>,
     /// Resource types added to the default schema.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "maps_only"
+    )]
     pub types: Vec<TypeSpec>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "maps_only"
+    )]
     pub roles: Vec<RoleSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "maps_only"
+    )]
     pub groups: Vec<GroupSpec>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "maps_only"
+    )]
     pub users: Vec<UserSpec>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "maps_only"
+    )]
     pub resources: Vec<ResourceSpec>,
 }
 
@@ -137,7 +163,7 @@ pub struct GroupSpec {
     pub source: Source,
     #[serde(default)]
     pub members: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "maps_only")]
     pub bindings: Vec<BindingSpec>,
 }
 
@@ -163,7 +189,7 @@ pub struct UserSpec {
     pub status: UserStatus,
     #[serde(default, skip_serializing_if = "Source::is_local")]
     pub source: Source,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "maps_only")]
     pub bindings: Vec<BindingSpec>,
 }
 

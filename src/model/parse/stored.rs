@@ -14,8 +14,9 @@
 //! The same JSON is accepted and refused as when it is read as a
 //! `SnapshotSpec`, with the same error messages: the visitors below do what
 //! `#[derive(Deserialize)]` does for `SnapshotSpec`, `WorkspaceSpec` and
-//! `ResourceSpec` (unknown, duplicate and missing fields, the array form of
-//! a struct), and the tests compare the two.
+//! `ResourceSpec` (unknown, duplicate and missing fields), refusing a list
+//! where a struct's map belongs as [`crate::model::map_only`] does, and the
+//! tests compare the two.
 
 use std::fmt;
 
@@ -23,6 +24,7 @@ use rustc_hash::FxHashMap;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use crate::model::map_only::{MapOnly, EXPECTING};
 use crate::model::spec::WorkspaceSpec;
 
 /// A snapshot read for validation only (see the module docs).
@@ -118,7 +120,7 @@ impl ResourceList {
 
 impl<'de> Deserialize<'de> for StoredSnapshot {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_struct("SnapshotSpec", SNAPSHOT_FIELDS, SnapshotVisitor)
+        d.deserialize_map(SnapshotVisitor)
     }
 }
 
@@ -130,12 +132,7 @@ impl<'de> Visitor<'de> for SnapshotVisitor {
     type Value = StoredSnapshot;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("struct SnapshotSpec")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StoredSnapshot, A::Error> {
-        let workspaces = seq.next_element_seed(Workspaces)?.unwrap_or_default();
-        Ok(StoredSnapshot { workspaces })
+        f.write_str(EXPECTING)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StoredSnapshot, A::Error> {
@@ -280,8 +277,13 @@ impl<'de> DeserializeSeed<'de> for WorkspaceSeed {
     type Value = StoredWorkspace;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<StoredWorkspace, D::Error> {
-        d.deserialize_struct("WorkspaceSpec", WORKSPACE_FIELDS, self)
+        d.deserialize_map(self)
     }
+}
+
+/// A list field read as maps only, or its default.
+fn unwrap_maps<T>(list: Option<Vec<MapOnly<T>>>) -> Vec<T> {
+    list.map_or_else(Vec::new, |v| v.into_iter().map(|m| m.0).collect())
 }
 
 /// Sets a field read from a map, refusing a second value as derive does.
@@ -301,37 +303,17 @@ impl<'de> Visitor<'de> for WorkspaceSeed {
     type Value = StoredWorkspace;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("struct WorkspaceSpec")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StoredWorkspace, A::Error> {
-        let Some(id) = seq.next_element()? else {
-            return Err(de::Error::invalid_length(
-                0,
-                &"struct WorkspaceSpec with 10 elements",
-            ));
-        };
-        // Every other field has `#[serde(default)]`.
-        let head = WorkspaceSpec {
-            id,
-            catalog: seq.next_element()?.unwrap_or_default(),
-            features: seq.next_element()?.unwrap_or_default(),
-            policy: seq.next_element()?.unwrap_or_default(),
-            types: seq.next_element()?.unwrap_or_default(),
-            roles: seq.next_element()?.unwrap_or_default(),
-            labels: seq.next_element()?.unwrap_or_default(),
-            groups: seq.next_element()?.unwrap_or_default(),
-            users: seq.next_element()?.unwrap_or_default(),
-            resources: Vec::new(),
-        };
-        let resources = seq.next_element_seed(Resources)?.unwrap_or_default();
-        Ok(StoredWorkspace { head, resources })
+        f.write_str(EXPECTING)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StoredWorkspace, A::Error> {
-        let (mut id, mut catalog, mut features, mut policy) = (None, None, None, None);
-        let (mut types, mut roles, mut labels, mut groups, mut users) =
-            (None, None, None, None, None);
+        // Fields that hold structs read them as maps only, as the spec
+        // types' `deserialize_with` does.
+        let (mut id, mut catalog, mut features) = (None, None, None);
+        let mut policy: Option<Option<MapOnly<_>>> = None;
+        let (mut types, mut roles, mut groups, mut users): (Option<Vec<MapOnly<_>>>, _, _, _) =
+            (None, None, None, None);
+        let mut labels = None;
         let mut resources = None;
         while let Some(f) = map.next_key_seed(Field(WORKSPACE_FIELDS))? {
             let name = WORKSPACE_FIELDS[f];
@@ -361,12 +343,12 @@ impl<'de> Visitor<'de> for WorkspaceSeed {
             id,
             catalog: catalog.unwrap_or_default(),
             features: features.unwrap_or_default(),
-            policy: policy.unwrap_or_default(),
-            types: types.unwrap_or_default(),
-            roles: roles.unwrap_or_default(),
+            policy: policy.flatten().map(|m| m.0),
+            types: unwrap_maps(types),
+            roles: unwrap_maps(roles),
             labels: labels.unwrap_or_default(),
-            groups: groups.unwrap_or_default(),
-            users: users.unwrap_or_default(),
+            groups: unwrap_maps(groups),
+            users: unwrap_maps(users),
             resources: Vec::new(),
         };
         Ok(StoredWorkspace {
@@ -419,7 +401,7 @@ impl<'de> DeserializeSeed<'de> for ResourceSeed<'_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_struct("ResourceSpec", RESOURCE_FIELDS, self)
+        d.deserialize_map(self)
     }
 }
 
@@ -427,25 +409,7 @@ impl<'de> Visitor<'de> for ResourceSeed<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("struct ResourceSpec")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let b = self.0;
-        let missing = |i| de::Error::invalid_length(i, &"struct ResourceSpec with 4 elements");
-        let type_ = seq
-            .next_element_seed(Name(&mut b.list.types, &mut b.type_ix))?
-            .ok_or_else(|| missing(0))?;
-        let id = seq
-            .next_element_seed(Text(&mut b.list.text))?
-            .ok_or_else(|| missing(1))?;
-        let parent = seq.next_element_seed(OptText(&mut b.list.text))?;
-        let parent = parent.flatten().unwrap_or(Span {
-            start: NO_PARENT,
-            len: 0,
-        });
-        seq.next_element_seed(Labels(b))?;
-        b.push(type_, id, parent)
+        f.write_str(EXPECTING)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
@@ -685,7 +649,8 @@ mod tests {
 
     /// Reads `json` both ways: the same spec, or the same error message.
     fn same(json: &str) {
-        let derived = serde_json::from_str::<SnapshotSpec>(json);
+        // As `from_text` reads a file: a map at every level.
+        let derived = serde_json::from_str::<MapOnly<SnapshotSpec>>(json).map(|m| m.0);
         let stored = serde_json::from_str::<StoredSnapshot>(json);
         match (derived, stored) {
             (Ok(d), Ok(s)) => assert_eq!(d, as_spec(&s), "{json}"),
@@ -709,10 +674,6 @@ mod tests {
                 {"type":"r\u00e9cord","id":"a\"b\\c\n","parent":"x:\u0041"}]}]}"#,
             r#"{"workspaces":[{"id":"a","resources":[{"type":"mini","id":"m"}]},
                 {"id":"b","resources":[{"type":"mini","id":"m","labels":["z"]}]}]}"#,
-            // the array forms of the structs
-            r#"[[]]"#,
-            r#"[[["w",null,null,null,[],[],[],[],[],[["mini","m"],["record","r","m",["l"]]]]]]"#,
-            r#"[[["w"]]]"#,
         ] {
             same(json);
         }
@@ -742,9 +703,16 @@ mod tests {
             r#"{"workspaces":[{"id":"w","resources":[7]}]}"#,
             r#"{"workspaces":[{"id":"w","resources":[{"type":"a","id":"r"}"#,
             r#"{"workspaces":[{"id":"w","users":[{"id":"u","x":1}]}]}"#,
-            r#"[[[]]]"#,
-            r#"[[["w",null,null,null,[],[],[],[],[],[["mini"]]]]]"#,
-            r#"[[["w",null,null,null,[],[],[],[],[],[[]]]]]"#,
+            // the array forms of the structs, at each level
+            r#"[[]]"#,
+            r#"[]"#,
+            r#"{"workspaces":[["w"]]}"#,
+            r#"{"workspaces":[{"id":"w","resources":[["mini","m"]]}]}"#,
+            r#"{"workspaces":[{"id":"w","users":[["u"]]}]}"#,
+            r#"{"workspaces":[{"id":"w","users":[{"id":"u","bindings":[["viewer"]]}]}]}"#,
+            r#"{"workspaces":[{"id":"w","policy":[1]}]}"#,
+            r#"{"workspaces":[{"id":"w","roles":[["r"]]}]}"#,
+            r#"[[["w",null,null,null,[],[],[],[],[],[["mini","m"],["record","r","m",["l"]]]]]]"#,
         ] {
             same(json);
         }
