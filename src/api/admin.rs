@@ -1,4 +1,4 @@
-//! `rolecall.v1.Admin`: Apply, Export, Watch, Status. It is served only on
+//! `rolecall.v1.Admin`: Apply, Export (and ExportPieces, see [`super::export`]), Watch, Status. It is served only on
 //! the admin listener, behind [`super::auth::AdminAuth`].
 //!
 //! # Apply
@@ -29,11 +29,12 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{debug, error, info};
+use tracing::{debug, info};
 
 use super::apply_stream;
 use super::auth::AdminAuth;
 use super::convert;
+use super::export;
 use super::status::ApiError;
 use crate::admin_convert::parse_revision;
 use crate::model::delta::Update;
@@ -47,6 +48,12 @@ use crate::store::{Store, StoreError};
 const APPLY_QUEUE: usize = 16;
 /// Events queued per Watch stream before its reader must catch up.
 const WATCH_QUEUE: usize = 64;
+/// Pieces queued per ExportPieces stream (each up to
+/// [`export::PIECE_BYTES`]) before its reader must catch up.
+const EXPORT_QUEUE: usize = 2;
+
+/// The pieces of one `ExportPieces` call.
+type ExportStream = ReceiverStream<Result<pb::ExportPiece, Status>>;
 
 /// How many Admin streams may be open at once, set by `rolecall serve`
 /// flags. A stream over the limit is refused at once with
@@ -125,23 +132,54 @@ impl AdminService {
         )
     }
 
-    fn export(&self, request: &pb::ExportRequest) -> Result<pb::ExportResponse, ApiError> {
-        let pb::ExportRequest { workspace } = request;
+    async fn export(&self, request: &pb::ExportRequest) -> Result<pb::ExportResponse, ApiError> {
+        let workspace = request.workspace.clone();
         let v = self.store().current().ok_or(StoreError::NoModel)?;
-        let mut spec = v.snapshot.to_spec().map_err(|e| {
-            error!(revision = v.revision, error = %e, "cannot export the model");
-            ApiError::Internal(format!("cannot export revision {}: {e}", v.revision))
-        })?;
-        if !workspace.is_empty() {
-            spec.workspaces.retain(|w| &w.id == workspace);
-            if spec.workspaces.is_empty() {
-                return Err(ApiError::UnknownWorkspace(workspace.clone()));
-            }
+        export::check_workspace(&v.snapshot, &workspace)?;
+        let job = move || {
+            let answer = export::whole(&v, &workspace);
+            // The file data this thread built and freed goes back to the OS.
+            crate::memory::release_freed();
+            answer
+        };
+        match tokio::task::spawn_blocking(job).await {
+            Ok(answer) => answer,
+            // The catch-panic layer answers INTERNAL.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(StoreError::Closing.into()),
         }
-        Ok(pb::ExportResponse {
-            revision: convert::revision(v.revision),
-            snapshot: Some(pb::Snapshot::from(&spec)),
-        })
+    }
+
+    fn export_pieces(&self, request: &pb::ExportRequest) -> Result<ExportStream, ApiError> {
+        let workspace = request.workspace.clone();
+        let v = self.store().current().ok_or(StoreError::NoModel)?;
+        export::check_workspace(&v.snapshot, &workspace)?;
+        let (tx, rx) = mpsc::channel(EXPORT_QUEUE);
+        let panic_tx = tx.clone();
+        let on_panic = move |status: Status| async move {
+            let _ = panic_tx.send(Err(status)).await;
+        };
+        spawn_supervised(
+            "ExportPieces",
+            async move {
+                let job = tokio::task::spawn_blocking(move || {
+                    let sent = export::pieces(&v, &workspace, export::PIECE_BYTES, |piece| {
+                        tx.blocking_send(Ok(piece)).map_err(|_| ())
+                    });
+                    if let Err(export::Stopped::Failed(e)) = sent {
+                        let _ = tx.blocking_send(Err(e.into()));
+                    }
+                    crate::memory::release_freed();
+                });
+                if let Err(e) = job.await {
+                    if e.is_panic() {
+                        std::panic::resume_unwind(e.into_panic());
+                    }
+                }
+            },
+            on_panic,
+        );
+        Ok(ReceiverStream::new(rx))
     }
 
     fn status(&self) -> pb::StatusResponse {
@@ -386,6 +424,7 @@ impl Stream for WatchStream {
 impl pb::admin_server::Admin for AdminService {
     type ApplyStream = ReceiverStream<Result<pb::ApplyResponse, Status>>;
     type WatchStream = WatchStream;
+    type ExportPiecesStream = ExportStream;
 
     async fn apply(
         &self,
@@ -426,7 +465,14 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::ExportRequest>,
     ) -> Result<Response<pb::ExportResponse>, Status> {
-        Ok(Response::new(self.export(request.get_ref())?))
+        Ok(Response::new(self.export(request.get_ref()).await?))
+    }
+
+    async fn export_pieces(
+        &self,
+        request: Request<pb::ExportRequest>,
+    ) -> Result<Response<Self::ExportPiecesStream>, Status> {
+        Ok(Response::new(self.export_pieces(request.get_ref())?))
     }
 
     async fn watch(

@@ -18,6 +18,7 @@ pub mod check_route;
 pub mod check_wire;
 pub mod codec;
 pub mod convert;
+pub mod export;
 pub mod page_token;
 pub mod status;
 

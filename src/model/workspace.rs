@@ -817,29 +817,38 @@ impl Workspace {
     /// resources by `(type, id)` with parents written `type:id`. Fails only
     /// if the kept head cannot be read back (a bug; see [`SpecHead`]).
     pub fn to_spec(&self) -> Result<WorkspaceSpec, SpecHeadError> {
-        let mut spec = self.spec_head.spec()?;
+        let mut spec = self.head_spec()?;
+        spec.resources = Vec::with_capacity(self.listed_resources());
+        spec.resources.extend(self.resource_specs());
+        Ok(spec)
+    }
+
+    /// [`Self::to_spec`] without its resources.
+    pub fn head_spec(&self) -> Result<WorkspaceSpec, SpecHeadError> {
+        self.spec_head.spec()
+    }
+
+    /// The resources of [`Self::to_spec`], in its order, one at a time: an
+    /// export of a million records need not hold them all as file data.
+    pub fn resource_specs(&self) -> impl Iterator<Item = ResourceSpec> + '_ {
         let res = &self.resources;
         let mut types: Vec<TypeId> = (0..self.schema.types.len() as TypeId)
             .filter(|&t| !self.schema.ty(t).implicit)
             .collect();
         types.sort_by(|&a, &b| self.schema.ty(a).name.cmp(&self.schema.ty(b).name));
-        spec.resources = Vec::with_capacity(res.len());
-        for t in types {
+        types.into_iter().flat_map(move |t| {
             let name = &self.schema.ty(t).name;
-            spec.resources.extend(res.of_type(t).map(|r| {
-                ResourceSpec {
-                    type_: name.clone(),
-                    id: res.id(r).into(),
-                    parent: res.parent_of(r).map(|p| self.resource_key(p)),
-                    labels: res
-                        .labels(r)
-                        .iter()
-                        .map(|&l| self.labels[l as usize].clone())
-                        .collect(),
-                }
-            }));
-        }
-        Ok(spec)
+            res.of_type(t).map(move |r| ResourceSpec {
+                type_: name.clone(),
+                id: res.id(r).into(),
+                parent: res.parent_of(r).map(|p| self.resource_key(p)),
+                labels: res
+                    .labels(r)
+                    .iter()
+                    .map(|&l| self.labels[l as usize].clone())
+                    .collect(),
+            })
+        })
     }
 
     /// How many resources the spec lists (implicit ones left out).

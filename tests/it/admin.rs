@@ -421,6 +421,126 @@ async fn export_round_trips_through_apply() {
     );
 }
 
+/// Merges the pieces of an `ExportPieces` stream into a snapshot: each
+/// workspace's pieces in order, with protobuf's merge (lists appended).
+fn merge_pieces(pieces: &[pb::ExportPiece]) -> pb::Snapshot {
+    use prost::Message;
+    let mut workspaces: Vec<pb::Workspace> = Vec::new();
+    for p in pieces {
+        let w = p.workspace.clone().unwrap();
+        match workspaces.last_mut() {
+            Some(last) if last.id == w.id => last.merge(w.encode_to_vec().as_slice()).unwrap(),
+            _ => workspaces.push(w),
+        }
+    }
+    pb::Snapshot { workspaces }
+}
+
+#[tokio::test]
+async fn export_pieces_carries_a_model_past_the_client_limit_at_one_revision() {
+    use prost::Message;
+    // Two workspaces, each with more records than fit one 4 MiB message.
+    let spec = rolecall::gen::generate(&rolecall::gen::GenOptions {
+        workspaces: 2,
+        records: 150_000,
+        ..Default::default()
+    });
+    let model = rolecall::engine::Snapshot::from_spec(&spec).unwrap();
+    let at_one = model.to_spec().unwrap();
+    let s = TestSidecar::start(Some(model)).await;
+    let mut admin = s.admin_client();
+    // A client that takes 64 KiB at a time: the server must wait for it
+    // long before it reaches the second workspace.
+    let slow = tonic::transport::Endpoint::from_shared(s.admin_url.clone())
+        .unwrap()
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .unwrap();
+
+    // One message is past a default client's limit...
+    let whole = admin.export(pb::ExportRequest::default()).await;
+    assert_eq!(whole.map(|_| ()).unwrap_err().code(), Code::OutOfRange);
+
+    // ... its pieces are not.
+    let mut stream = admin_client(&slow, TOKEN)
+        .export_pieces(pb::ExportRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut pieces = vec![stream.message().await.unwrap().unwrap()];
+    assert_eq!(pieces[0].workspace.as_ref().unwrap().id, "ws-1");
+    // An update to the second workspace while the first is still on its
+    // way is not in the export: it shows revision 1 throughout.
+    let mut apply = s.apply_stream().await;
+    let revision = apply
+        .applied(delta(
+            "mid",
+            "admin",
+            "ws-2",
+            r#"[{"upsert_label":"new-site"}]"#,
+        ))
+        .await;
+    assert_eq!(revision, "2");
+    while let Some(p) = stream.message().await.unwrap() {
+        pieces.push(p);
+    }
+    let first_workspace = pieces
+        .iter()
+        .filter(|p| p.workspace.as_ref().unwrap().id == "ws-1");
+    assert!(first_workspace.count() >= 4, "{} pieces", pieces.len());
+    for p in &pieces {
+        assert_eq!(p.revision, "1");
+        assert!(p.encoded_len() <= rolecall::api::export::PIECE_BYTES + 64);
+    }
+    assert_eq!(snapshot_from_pb(merge_pieces(&pieces)).unwrap(), at_one);
+}
+
+#[tokio::test]
+async fn export_pieces_of_one_workspace_and_of_none() {
+    let s = TestSidecar::demo().await;
+    let mut admin = s.admin_client();
+    let whole = admin
+        .export(pb::ExportRequest {
+            workspace: "acme".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut stream = admin
+        .export_pieces(pb::ExportRequest {
+            workspace: "acme".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut pieces = Vec::new();
+    while let Some(p) = stream.message().await.unwrap() {
+        pieces.push(p);
+    }
+    assert_eq!(Some(merge_pieces(&pieces)), whole.snapshot);
+
+    assert_status(
+        admin
+            .export_pieces(pb::ExportRequest {
+                workspace: "nope".into(),
+            })
+            .await,
+        Code::NotFound,
+        "nope",
+    );
+    let empty = TestSidecar::start(None).await;
+    assert_status(
+        empty
+            .admin_client()
+            .export_pieces(pb::ExportRequest::default())
+            .await,
+        Code::Unavailable,
+        "",
+    );
+}
+
 #[tokio::test]
 async fn watch_sees_every_applied_revision_in_order() {
     let s = TestSidecar::demo().await;
