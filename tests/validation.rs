@@ -3,7 +3,7 @@
 //! the error names the rule, in SPEC's words, and the offending item.
 
 use rolecall::engine::Snapshot;
-use rolecall::model::parse::from_text;
+use rolecall::model::parse::{from_text, snapshot_from_text};
 use rolecall::model::{InvalidSnapshot, SnapshotSpec};
 
 /// Parses and validates a snapshot written as YAML.
@@ -1209,9 +1209,9 @@ workspaces:
 
 // ------------------------------------------------- file format: line:column
 
-/// The error of a text that must not parse.
+/// The error of a text that must not parse, read as a snapshot file is.
 fn parse_error(text: &str, origin: &str) -> InvalidSnapshot {
-    match from_text::<SnapshotSpec>(text, origin) {
+    match snapshot_from_text(text, origin) {
         Ok(_) => panic!("parsed:\n{text}"),
         Err(e) => e,
     }
@@ -1227,6 +1227,76 @@ fn line_column(e: &InvalidSnapshot) -> (usize, usize) {
         (Some(l), Some(c)) => (l, c),
         _ => panic!("no line:column in \"{place}\": {e}"),
     }
+}
+
+/// Each problem as printed.
+fn printed(e: &InvalidSnapshot) -> Vec<String> {
+    e.problems.iter().map(ToString::to_string).collect()
+}
+
+const THREE_MISFITS_YAML: &str = include_str!("files/typos.yaml");
+
+#[test]
+fn every_misfit_of_a_file_is_a_problem_the_first_with_line_and_column() {
+    let e = parse_error(THREE_MISFITS_YAML, "snapshot.yaml");
+    let got = printed(&e);
+    assert_eq!(got.len(), 3, "{e}");
+    assert_eq!(line_column(&e), (6, 20), "{e}");
+    assert!(
+        got[0].contains("workspaces[0].users[0]: unknown field `rol`"),
+        "{e}"
+    );
+    assert!(
+        got[1].contains("workspaces[0].users[1]: unknown variant `sleepy`"),
+        "{e}"
+    );
+    assert!(
+        got[2].contains("workspaces[0].resources[0]: unknown field `labls`"),
+        "{e}"
+    );
+
+    // The same file as JSON: JSON's reader gives no path, the second
+    // reading lends the first problem its own.
+    let json = r#"{"workspaces": [{"id": "w",
+  "users": [{"id": "u-1", "rol": ["x"]}, {"id": "u-2", "status": "sleepy"}],
+  "resources": [{"type": "record", "id": "r-1", "labls": ["a"]}]}],
+ "extra": 1}"#;
+    let e = parse_error(json, "snapshot.json");
+    let got = printed(&e);
+    assert_eq!(got.len(), 4, "{e}");
+    assert_eq!(line_column(&e), (2, 31), "{e}");
+    assert!(
+        got[0].contains("workspaces[0].users[0]: unknown field `rol`"),
+        "{e}"
+    );
+    assert!(got[1].contains("unknown field `extra`"), "{e}");
+    assert!(
+        got[3].contains("workspaces[0].resources[0]: unknown field `labls`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn one_misfit_is_one_problem_and_a_syntax_error_stops_the_reading() {
+    let one = "workspaces:\n  - id: w\n    users: [{ id: u-1, rol: [x] }]\n";
+    assert_eq!(parse_error(one, "one.yaml").problems.len(), 1);
+    // Not well-formed: the first misfit, then the syntax error further on
+    // (the misfits in between cannot be looked for).
+    let cut = format!("{THREE_MISFITS_YAML}    labels: [a, b\n");
+    let e = parse_error(&cut, "cut.yaml");
+    let got = printed(&e);
+    assert_eq!(got.len(), 2, "{e}");
+    assert!(
+        got[0].contains("cut.yaml:6:20: workspaces[0].users[0]"),
+        "{e}"
+    );
+    assert!(
+        got[1].contains("cut.yaml:11:1:") && got[1].contains("flow sequence"),
+        "{e}"
+    );
+    // A syntax error first is one problem.
+    let e = parse_error("workspaces: [\n", "early.yaml");
+    assert_eq!(e.problems.len(), 1, "{e}");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! carry JSON positions; flow-style YAML is read as YAML), unknown fields
 //! rejected, errors with line and column.
 
+mod shape;
 mod stored;
 
 use std::path::Path;
@@ -54,6 +55,56 @@ pub fn from_text<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, Inv
     result.map_err(|e| InvalidSnapshot {
         problems: vec![e.problem(origin)],
     })
+}
+
+/// Reads a snapshot file's text, as [`from_text`] does; when that fails on
+/// well-formed YAML or JSON, every element that does not fit the format is
+/// a problem, not only the first (see [`shape`]).
+pub fn snapshot_from_text(text: &str, origin: &str) -> Result<SnapshotSpec, InvalidSnapshot> {
+    from_text(text, origin).map_err(|first: InvalidSnapshot| InvalidSnapshot {
+        problems: with_misfits(first.problems, text, origin),
+    })
+}
+
+/// `problems` (the typed reading's one) and each other misfit of `text`.
+fn with_misfits(mut problems: Vec<Problem>, text: &str, origin: &str) -> Vec<Problem> {
+    if text.len() > shape::MAX_SHAPE_CHECK_BYTES {
+        return problems;
+    }
+    let tree = match from_text::<serde_json::Value>(text, origin) {
+        Ok(tree) => tree,
+        // Not well-formed: the typed reading may have stopped before the
+        // syntax error, which is then a problem too.
+        Err(not_a_tree) => {
+            for p in not_a_tree.problems {
+                if !problems.iter().any(|q| q.message == p.message) {
+                    problems.push(p);
+                }
+            }
+            return problems;
+        }
+    };
+    // The typed reading's problem is listed first, with its line and
+    // column; the same misfit found again is not listed twice, but lends
+    // it its path (JSON's reader gives none).
+    let mut first_found = problems.is_empty();
+    let mut others = Vec::new();
+    for (path, message) in shape::misfits(tree) {
+        let placed = if path.is_empty() {
+            message.clone()
+        } else {
+            format!("{path}: {message}")
+        };
+        match problems.first_mut() {
+            Some(p) if !first_found && (p.message == placed || p.message == message) => {
+                p.message = placed;
+                first_found = true;
+            }
+            _ => others.push(problem(origin.to_string(), placed)),
+        }
+    }
+    problems.append(&mut others);
+    problems
 }
 
 /// A parser's error and where it stopped (line and column, 1-based; `None`
@@ -151,5 +202,5 @@ pub fn read_snapshot_file(path: &Path) -> Result<SnapshotSpec, InvalidSnapshot> 
         });
     }
     let text = std::fs::read_to_string(path).map_err(unreadable)?;
-    from_text(&text, &origin)
+    snapshot_from_text(&text, &origin)
 }

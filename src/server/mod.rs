@@ -137,7 +137,7 @@ pub fn load_bootstrap(bootstrap: &Bootstrap) -> Result<Option<Snapshot>, Invalid
 
 /// Parses (YAML or JSON), validates and indexes snapshot text.
 pub fn load_snapshot_text(text: &str, origin: &str) -> Result<Snapshot, InvalidSnapshot> {
-    Snapshot::from_spec(&crate::model::parse::from_text(text, origin)?)
+    Snapshot::from_spec(&crate::model::parse::snapshot_from_text(text, origin)?)
 }
 
 /// An error and the errors that caused it, as one line: tonic's transport

@@ -12,26 +12,43 @@ fn rolecall() -> Command {
 }
 
 #[test]
+fn validate_lists_every_misfit_of_a_file_at_once() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/files/typos.yaml");
+    let (ok, said) = validate(std::path::Path::new(file));
+    assert!(!ok, "{said}");
+    assert!(said.contains("invalid: 3 problems"), "{said}");
+    for path in [
+        "typos.yaml:6:20: workspaces[0].users[0]",
+        "workspaces[0].users[1]",
+        "workspaces[0].resources[0]",
+    ] {
+        assert!(said.contains(path), "{path} in: {said}");
+    }
+}
+
+/// `rolecall validate FILE`: whether it passed, and what it printed.
+fn validate(path: &std::path::Path) -> (bool, String) {
+    let out = rolecall()
+        .arg("validate")
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
 fn validate_refuses_an_empty_file_and_names_a_snapshot_of_no_workspace() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let empty = dir.path().join("empty.yaml");
     let none = dir.path().join("none.yaml");
     std::fs::write(&empty, "# nothing yet\n").unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(&none, "workspaces: []\n").unwrap_or_else(|e| panic!("{e}"));
-    let run = |path: &std::path::Path| {
-        let out = rolecall()
-            .arg("validate")
-            .arg(path)
-            .output()
-            .unwrap_or_else(|e| panic!("{e}"));
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
-    let (ok, said) = run(&empty);
+    let (ok, said) = validate(&empty);
     assert!(!ok && said.contains("the file is empty"), "{said}");
-    let (ok, said) = run(&none);
+    let (ok, said) = validate(&none);
     assert!(
         ok && said.contains("valid, but it holds no workspace"),
         "{said}"
