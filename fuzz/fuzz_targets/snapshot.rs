@@ -1,20 +1,25 @@
-//! Snapshot text (YAML or JSON) from arbitrary bytes: parsing and
-//! validation never panic, and a snapshot that validates exports (as the
+//! Snapshot text (YAML or JSON) from arbitrary bytes: parsing (with the
+//! second reading that lists every misfit) and validation never panic, a
+//! refused text names at least one problem, and a snapshot that validates exports (as the
 //! Admin API's Export does) to a spec that validates again to the same
 //! model.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use rolecall::engine::Snapshot;
-use rolecall::model::parse::from_text;
+use rolecall::model::parse::{from_text, snapshot_from_text};
 use rolecall::model::{validate_snapshot, SnapshotSpec};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(spec) = from_text::<SnapshotSpec>(text, "fuzz") else {
-        return;
+    let spec = match snapshot_from_text(text, "fuzz") {
+        Ok(spec) => spec,
+        Err(e) => {
+            assert!(!e.problems.is_empty(), "refused with no problem");
+            return;
+        }
     };
     let Ok(workspaces) = validate_snapshot(&spec) else {
         return;

@@ -79,9 +79,16 @@ pub struct ServeArgs {
     #[arg(long, env = "ROLECALL_MAX_PAGE_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_page_size: u32,
     /// The largest request message, in bytes (more is RESOURCE_EXHAUSTED),
-    /// on both listeners: it also caps one Apply request (snapshot or delta).
+    /// on both listeners unless --admin-max-message-bytes is given: it also
+    /// caps one Apply request (snapshot or delta).
     #[arg(long, env = "ROLECALL_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024, value_parser = at_least_one)]
     pub max_message_bytes: usize,
+    /// The largest request message on the Admin listener, in bytes: one
+    /// Apply request, so a whole snapshot (a million records take about
+    /// 45 MB). Default: --max-message-bytes. The Authz listener keeps its
+    /// own limit.
+    #[arg(long, env = "ROLECALL_ADMIN_MAX_MESSAGE_BYTES", value_parser = at_least_one)]
+    pub admin_max_message_bytes: Option<usize>,
     /// The most Admin Apply streams open at once; one more is refused with
     /// RESOURCE_EXHAUSTED.
     #[arg(long, env = "ROLECALL_MAX_APPLY_STREAMS", default_value_t = AdminLimits::default().max_apply_streams, value_parser = at_least_one)]
@@ -146,6 +153,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     pub admin_limits: AdminLimits,
     pub max_message_bytes: usize,
+    /// The same on the Admin listener.
+    pub admin_max_message_bytes: usize,
     pub shutdown_grace: Duration,
     /// How long to go on serving, NOT_SERVING, after the shutdown signal.
     pub shutdown_delay: Duration,
@@ -159,6 +168,7 @@ impl Default for ServeConfig {
             limits: Limits::default(),
             admin_limits: AdminLimits::default(),
             max_message_bytes: 4 * 1024 * 1024,
+            admin_max_message_bytes: 4 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
             shutdown_delay: Duration::ZERO,
             keepalive: Some(Duration::from_secs(20)),
@@ -188,6 +198,9 @@ impl ServeArgs {
                 max_watchers: self.max_watchers,
             },
             max_message_bytes: self.max_message_bytes,
+            admin_max_message_bytes: self
+                .admin_max_message_bytes
+                .unwrap_or(self.max_message_bytes),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
             shutdown_delay: Duration::from_secs(self.shutdown_delay_seconds),
             keepalive: (self.keepalive_seconds > 0)

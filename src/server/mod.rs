@@ -327,7 +327,7 @@ impl Sidecar {
         let mut routes = self.standard_routes(&[ADMIN_SERVICE], &[pb::FILE_DESCRIPTOR_SET])?;
         let admin = AdminService::with_limits(applier, self.config.admin_limits);
         routes.add_service(OversizeIsResourceExhausted::new(
-            admin.into_server(auth, self.config.max_message_bytes),
+            admin.into_server(auth, self.config.admin_max_message_bytes),
         ));
         Ok(Endpoint {
             name: "admin",
@@ -817,6 +817,7 @@ mod tests {
             "--max-batch",
             "--max-page-size",
             "--max-message-bytes",
+            "--admin-max-message-bytes",
             "--max-apply-streams",
             "--max-watchers",
         ] {
@@ -827,6 +828,21 @@ mod tests {
                 "{flag}: {said}"
             );
         }
+        // The Admin listener's message limit follows --max-message-bytes
+        // unless it is given.
+        let limits = |flags: &[&str]| {
+            let mut argv = vec!["rolecall"];
+            argv.extend_from_slice(flags);
+            let c = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}"));
+            let config = c.serve.config();
+            (config.max_message_bytes, config.admin_max_message_bytes)
+        };
+        assert_eq!(limits(&[]), (4 << 20, 4 << 20));
+        assert_eq!(limits(&["--max-message-bytes", "1000"]), (1000, 1000));
+        assert_eq!(
+            limits(&["--admin-max-message-bytes", "64000000"]),
+            (4 << 20, 64_000_000)
+        );
         assert_eq!(
             args.config().keepalive,
             Some(std::time::Duration::from_secs(20))

@@ -498,6 +498,59 @@ async fn export_pieces_carries_a_model_past_the_client_limit_at_one_revision() {
 }
 
 #[tokio::test]
+async fn the_admin_listener_has_its_own_message_limit() {
+    use prost::Message;
+    let config = rolecall::server::ServeConfig {
+        max_message_bytes: 64 * 1024,
+        admin_max_message_bytes: 1024 * 1024,
+        ..Default::default()
+    };
+    let token = rolecall::api::BearerToken::new(TOKEN.as_bytes()).unwrap();
+    let s = TestSidecar::start_configured(
+        Some(demo_snapshot()),
+        rolecall::api::AdminAuth::token(token),
+        None,
+        config,
+    )
+    .await;
+    let snapshot_of = |records: usize| {
+        let spec = rolecall::gen::generate(&rolecall::gen::GenOptions {
+            records,
+            ..Default::default()
+        });
+        pb::ApplyRequest {
+            request_id: format!("{records} records"),
+            source: "admin".into(),
+            expected_revision: String::new(),
+            body: Some(pb::apply_request::Body::Snapshot(pb::Snapshot::from(&spec))),
+        }
+    };
+    // Past the Authz limit, within the Admin one: applied.
+    let fits = snapshot_of(5_000);
+    assert!((64 * 1024..1024 * 1024).contains(&fits.encoded_len()));
+    let mut apply = s.apply_stream().await;
+    assert_eq!(apply.applied(fits).await, "2");
+    // Past the Admin limit: the stream ends RESOURCE_EXHAUSTED.
+    let over = snapshot_of(40_000);
+    assert!(over.encoded_len() > 1024 * 1024);
+    let err = apply.try_send(over).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+    // The Authz listener keeps its own.
+    assert_status(
+        s.authz_client()
+            .check(check(
+                "sunrise-care",
+                &"u".repeat(70_000),
+                "read",
+                existing("record", "r-rose-1"),
+            ))
+            .await,
+        Code::ResourceExhausted,
+        "too large",
+    );
+}
+
+#[tokio::test]
 async fn export_pieces_of_one_workspace_and_of_none() {
     let s = TestSidecar::demo().await;
     let mut admin = s.admin_client();

@@ -267,12 +267,22 @@ impl TestSidecar {
         auth: AdminAuth,
         tls: Option<tonic::transport::ServerTlsConfig>,
     ) -> TestSidecar {
+        TestSidecar::start_configured(snapshot, auth, tls, ServeConfig::default()).await
+    }
+
+    /// [`Self::start_with`] with `config` instead of the defaults.
+    pub async fn start_configured(
+        snapshot: Option<Snapshot>,
+        auth: AdminAuth,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+        config: ServeConfig,
+    ) -> TestSidecar {
         let store = Arc::new(Store::new(Retention::default()));
         if let Some(s) = snapshot {
             store.publish(s);
         }
         let applier = Arc::new(Applier::in_memory(Arc::clone(&store)));
-        let sidecar = server::Sidecar::new(ServeConfig::default(), Arc::clone(&store));
+        let sidecar = server::Sidecar::new(config, Arc::clone(&store));
         let bind = || async {
             Listener::bind(&ListenAddr::Tcp("127.0.0.1:0".into()))
                 .await
