@@ -1247,7 +1247,7 @@ fn every_misfit_of_a_file_is_a_problem_the_first_with_line_and_column() {
         "{e}"
     );
     assert!(
-        got[1].contains("workspaces[0].users[1]: unknown variant `sleepy`"),
+        got[1].contains("workspaces[0].users[1].status: unknown variant `sleepy`"),
         "{e}"
     );
     assert!(
@@ -1273,6 +1273,51 @@ fn every_misfit_of_a_file_is_a_problem_the_first_with_line_and_column() {
     assert!(
         got[3].contains("workspaces[0].resources[0]: unknown field `labls`"),
         "{e}"
+    );
+}
+
+#[test]
+fn the_second_reading_agrees_with_the_first() {
+    let listed = |text: &str, origin: &str| printed(&parse_error(text, origin));
+    // A problem inside a field is listed once, at the field.
+    let got = listed(
+        "workspaces:\n  - id: a\n    users:\n      - { id: u-1, status: sleepy }\n      - { id: u-2, colour: red }\n",
+        "a.yaml",
+    );
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(
+        got[0].contains("a.yaml:4:28: workspaces[0].users[0].status: unknown variant"),
+        "{got:#?}"
+    );
+    // What YAML reads as a string (numbers, booleans, tags) is no problem.
+    let got = listed(
+        "workspaces:\n  - id: 2024\n    labels: [2024, true, !!str x]\n    users:\n      - { id: u-0, colour: red }\n      - { id: 123, status: !!str active }\n",
+        "b.yaml",
+    );
+    assert_eq!(got.len(), 1, "{got:#?}");
+    // An empty list item: the first reading's word for it, once.
+    let got = listed(
+        "workspaces:\n  - id: a\n    users:\n      -\n      - { id: u, colour: x }\n",
+        "c.yaml",
+    );
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(
+        got[0].contains("workspaces[0].users[0]: missing field `id`"),
+        "{got:#?}"
+    );
+    // JSON: the path lent to the first problem is that of its line.
+    let got = listed(
+        "{\"workspaces\": [{\"id\": \"a\",\n  \"users\": [{\"id\": 5}],\n  \"labels\": [5]}]}",
+        "d.json",
+    );
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(
+        got[0].contains("d.json:2:20: workspaces[0].users[0]: invalid type"),
+        "{got:#?}"
+    );
+    assert!(
+        got[1].contains("workspaces[0].labels[0]: invalid type"),
+        "{got:#?}"
     );
 }
 

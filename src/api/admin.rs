@@ -64,6 +64,10 @@ pub struct AdminLimits {
     pub max_apply_streams: usize,
     /// Open `Watch` streams (`--max-watchers`).
     pub max_watchers: usize,
+    /// Exports in progress, `Export` and `ExportPieces` together
+    /// (`--max-exports`): each holds its revision and a thread of the
+    /// blocking pool until its client has read it.
+    pub max_exports: usize,
 }
 
 impl Default for AdminLimits {
@@ -71,6 +75,7 @@ impl Default for AdminLimits {
         AdminLimits {
             max_apply_streams: 8,
             max_watchers: 64,
+            max_exports: 4,
         }
     }
 }
@@ -84,6 +89,8 @@ pub struct AdminService {
     apply_streams: Arc<Semaphore>,
     /// One permit per open Watch stream, held by its task.
     watchers: Arc<Semaphore>,
+    /// One permit per export in progress, held by its task.
+    exports: Arc<Semaphore>,
 }
 
 /// The Admin server as mounted: every call passes [`AdminAuth`] first.
@@ -103,6 +110,7 @@ impl AdminService {
             limits,
             apply_streams: Arc::new(Semaphore::new(limits.max_apply_streams)),
             watchers: Arc::new(Semaphore::new(limits.max_watchers)),
+            exports: Arc::new(Semaphore::new(limits.max_exports)),
         }
     }
 
@@ -116,6 +124,19 @@ impl AdminService {
         Arc::clone(semaphore).try_acquire_owned().map_err(|_| {
             info!(rpc, max, "refused a stream: too many open");
             ApiError::TooManyStreams { rpc, max, flag }
+        })
+    }
+
+    /// A slot for one more export, or RESOURCE_EXHAUSTED naming the flag.
+    fn export_slot(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        Arc::clone(&self.exports).try_acquire_owned().map_err(|_| {
+            info!(
+                max = self.limits.max_exports,
+                "refused an export: too many in progress"
+            );
+            ApiError::TooManyExports {
+                max: self.limits.max_exports,
+            }
         })
     }
 
@@ -136,7 +157,9 @@ impl AdminService {
         let workspace = request.workspace.clone();
         let v = self.store().current().ok_or(StoreError::NoModel)?;
         export::check_workspace(&v.snapshot, &workspace)?;
+        let slot = self.export_slot()?;
         let job = move || {
+            let _slot = slot;
             let answer = export::whole(&v, &workspace);
             // The file data this thread built and freed goes back to the OS.
             crate::memory::release_freed();
@@ -154,6 +177,7 @@ impl AdminService {
         let workspace = request.workspace.clone();
         let v = self.store().current().ok_or(StoreError::NoModel)?;
         export::check_workspace(&v.snapshot, &workspace)?;
+        let slot = self.export_slot()?;
         let (tx, rx) = mpsc::channel(EXPORT_QUEUE);
         let panic_tx = tx.clone();
         let on_panic = move |status: Status| async move {
@@ -163,6 +187,7 @@ impl AdminService {
             "ExportPieces",
             async move {
                 let job = tokio::task::spawn_blocking(move || {
+                    let _slot = slot;
                     let sent = export::pieces(&v, &workspace, export::PIECE_BYTES, |piece| {
                         tx.blocking_send(Ok(piece)).map_err(|_| ())
                     });

@@ -110,11 +110,14 @@ pub async fn serve<F, Fut>(
                     Ok(None) => Read::End(None),
                     Err(status) => {
                         // The client went away, or sent a message over
-                        // --max-message-bytes: RESOURCE_EXHAUSTED, as SPEC 5
-                        // says (tonic says OUT_OF_RANGE).
+                        // --admin-max-message-bytes: RESOURCE_EXHAUSTED, as
+                        // SPEC 5 says (tonic says OUT_OF_RANGE).
                         debug!(error = %status, "Apply stream ended while reading a request");
                         Read::End(Some(match status.code() {
-                            Code::OutOfRange => Status::resource_exhausted(status.message()),
+                            Code::OutOfRange => Status::resource_exhausted(format!(
+                                "{} (raise --admin-max-message-bytes)",
+                                status.message()
+                            )),
                             _ => status,
                         }))
                     }

@@ -73,6 +73,10 @@ pub fn pieces(
     mut send: impl FnMut(pb::ExportPiece) -> Result<(), ()>,
 ) -> Result<(), Stopped> {
     let revision = convert::revision(v.revision);
+    // The piece around the workspace: the revision's field, and the
+    // workspace's key and length (at most 5 bytes below 4 GiB).
+    let wrapper = 1 + prost::length_delimiter_len(revision.len()) + revision.len() + 1 + 5;
+    let budget = budget.saturating_sub(wrapper).max(1);
     let mut send = |w: pb::Workspace| {
         send(pb::ExportPiece {
             revision: revision.clone(),

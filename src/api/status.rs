@@ -57,6 +57,11 @@ pub enum ApiError {
         max: usize,
         flag: &'static str,
     },
+    /// As many exports (Export and ExportPieces) run as `--max-exports`
+    /// allows.
+    TooManyExports {
+        max: usize,
+    },
     /// A bug in rolecall kept it from answering; the message says what
     /// failed.
     Internal(String),
@@ -78,9 +83,9 @@ impl ApiError {
                 StoreError::NotReached { .. } => Code::DeadlineExceeded,
                 StoreError::RevisionNotAfter { .. } => Code::Internal,
             },
-            ApiError::BatchTooLarge { .. } | ApiError::TooManyStreams { .. } => {
-                Code::ResourceExhausted
-            }
+            ApiError::BatchTooLarge { .. }
+            | ApiError::TooManyStreams { .. }
+            | ApiError::TooManyExports { .. } => Code::ResourceExhausted,
             ApiError::InBatch { error, .. } => error.code(),
             ApiError::Unauthenticated(_) => Code::Unauthenticated,
             ApiError::NotApplied { .. } => Code::Unavailable,
@@ -141,6 +146,11 @@ impl fmt::Display for ApiError {
                 f,
                 "{max} {rpc} streams are open, the most this sidecar allows ({flag}); close one \
                  or retry later"
+            ),
+            ApiError::TooManyExports { max } => write!(
+                f,
+                "{max} exports (Export and ExportPieces) are in progress, the most this sidecar \
+                 allows (--max-exports); retry when one ends"
             ),
             ApiError::Internal(message) => write!(f, "internal error: {message}"),
         }

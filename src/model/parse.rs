@@ -71,40 +71,63 @@ fn with_misfits(mut problems: Vec<Problem>, text: &str, origin: &str) -> Vec<Pro
     if text.len() > shape::MAX_SHAPE_CHECK_BYTES {
         return problems;
     }
-    let tree = match from_text::<serde_json::Value>(text, origin) {
-        Ok(tree) => tree,
+    let opening = text.trim_start();
+    let json = origin.ends_with(".json") || opening.starts_with('{') || opening.starts_with('[');
+    let as_json = || {
+        serde_json::from_str(text)
+            .ok()
+            .map(|t| (t, shape::Format::Json))
+    };
+    let as_yaml = || {
+        serde_norway::from_str(text)
+            .ok()
+            .map(|t| (t, shape::Format::Yaml))
+    };
+    let read = if json {
+        as_json().or_else(as_yaml)
+    } else {
+        as_yaml()
+    };
+    let Some((tree, format)) = read else {
         // Not well-formed: the typed reading may have stopped before the
         // syntax error, which is then a problem too.
-        Err(not_a_tree) => {
+        if let Err(not_a_tree) = from_text::<serde_norway::Value>(text, origin) {
             for p in not_a_tree.problems {
                 if !problems.iter().any(|q| q.message == p.message) {
                     problems.push(p);
                 }
             }
-            return problems;
         }
+        return problems;
     };
     // The typed reading's problem is listed first, with its line and
-    // column; the same misfit found again is not listed twice, but lends
-    // it its path (JSON's reader gives none).
+    // column; the same misfit found again is not listed twice. YAML's
+    // reader names the element's path; JSON's does not, and its problem
+    // takes the path of the first misfit that says the same (both go in
+    // the file's order, so that is the one).
     let mut first_found = problems.is_empty();
     let mut others = Vec::new();
-    for (path, message) in shape::misfits(tree) {
-        let placed = if path.is_empty() {
-            message.clone()
-        } else {
-            format!("{path}: {message}")
-        };
+    for misfit in shape::misfits(tree, format) {
+        let message = misfit.message();
         match problems.first_mut() {
-            Some(p) if !first_found && (p.message == placed || p.message == message) => {
-                p.message = placed;
+            Some(p) if !first_found && is_within(&p.message, &misfit.path) => first_found = true,
+            Some(p) if !first_found && (p.message == message || p.message == misfit.said) => {
+                p.message = message;
                 first_found = true;
             }
-            _ => others.push(problem(origin.to_string(), placed)),
+            _ => others.push(problem(origin.to_string(), message)),
         }
     }
     problems.append(&mut others);
     problems
+}
+
+/// Whether `message` is about the element at `path` or inside it.
+fn is_within(message: &str, path: &str) -> bool {
+    !path.is_empty()
+        && message
+            .strip_prefix(path)
+            .is_some_and(|rest| rest.starts_with([':', '.', '[']))
 }
 
 /// A parser's error and where it stopped (line and column, 1-based; `None`

@@ -97,6 +97,10 @@ pub struct ServeArgs {
     /// RESOURCE_EXHAUSTED.
     #[arg(long, env = "ROLECALL_MAX_WATCHERS", default_value_t = AdminLimits::default().max_watchers, value_parser = at_least_one)]
     pub max_watchers: usize,
+    /// The most Admin exports (Export and ExportPieces) in progress at
+    /// once; one more is refused with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "ROLECALL_MAX_EXPORTS", default_value_t = AdminLimits::default().max_exports, value_parser = at_least_one)]
+    pub max_exports: usize,
     /// Keep at least this many revisions (the current one included) for
     /// `exact` reads and page tokens.
     #[arg(long, env = "ROLECALL_RETAIN_REVISIONS", default_value_t = 64)]
@@ -196,6 +200,7 @@ impl ServeArgs {
             admin_limits: AdminLimits {
                 max_apply_streams: self.max_apply_streams,
                 max_watchers: self.max_watchers,
+                max_exports: self.max_exports,
             },
             max_message_bytes: self.max_message_bytes,
             admin_max_message_bytes: self

@@ -283,6 +283,7 @@ impl Sidecar {
         let authz = AuthzService::new(Arc::clone(&self.store), self.config.limits);
         routes.add_service(OversizeIsResourceExhausted::new(
             authz.into_server(self.config.max_message_bytes),
+            "--max-message-bytes",
         ));
         Ok(Endpoint {
             name: "authz",
@@ -328,6 +329,7 @@ impl Sidecar {
         let admin = AdminService::with_limits(applier, self.config.admin_limits);
         routes.add_service(OversizeIsResourceExhausted::new(
             admin.into_server(auth, self.config.admin_max_message_bytes),
+            "--admin-max-message-bytes",
         ));
         Ok(Endpoint {
             name: "admin",
@@ -376,6 +378,7 @@ impl Sidecar {
             info!(
                 listener = ep.name,
                 address = %ep.listener.address(),
+                tls = ep.tls.is_some(),
                 revision = self.store.revision(),
                 "listening"
             );
@@ -820,6 +823,7 @@ mod tests {
             "--admin-max-message-bytes",
             "--max-apply-streams",
             "--max-watchers",
+            "--max-exports",
         ] {
             let zero = Cli::try_parse_from(["rolecall", flag, "0"]).map(|_| ());
             let said = zero.map_err(|e| e.to_string()).err().unwrap_or_default();

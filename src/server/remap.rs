@@ -1,6 +1,7 @@
 //! tonic refuses a request message over the configured size with
 //! OUT_OF_RANGE; SPEC 5 says a message over the limit is RESOURCE_EXHAUSTED.
-//! This wrapper rewrites that one status on the way out, and counts it in
+//! This wrapper rewrites that one status on the way out, names the flag
+//! that sets the limit at the end of its message, and counts it in
 //! the metrics as an Authz call's error (no handler ran to count it). It
 //! applies only to rolecall's own services, which never answer OUT_OF_RANGE
 //! themselves, and costs no allocation (the generated services' futures
@@ -17,6 +18,7 @@ use tonic::server::NamedService;
 use crate::metrics::{self, Rpc};
 
 const GRPC_STATUS: &str = "grpc-status";
+const GRPC_MESSAGE: &str = "grpc-message";
 const OUT_OF_RANGE: &str = "11";
 const RESOURCE_EXHAUSTED: HeaderValue = HeaderValue::from_static("8");
 
@@ -24,11 +26,13 @@ const RESOURCE_EXHAUSTED: HeaderValue = HeaderValue::from_static("8");
 #[derive(Debug, Clone)]
 pub struct OversizeIsResourceExhausted<S> {
     inner: S,
+    /// The flag that sets the limit, for the message.
+    flag: &'static str,
 }
 
 impl<S> OversizeIsResourceExhausted<S> {
-    pub fn new(inner: S) -> Self {
-        OversizeIsResourceExhausted { inner }
+    pub fn new(inner: S, flag: &'static str) -> Self {
+        OversizeIsResourceExhausted { inner, flag }
     }
 }
 
@@ -54,6 +58,7 @@ where
         Remapped {
             future: self.inner.call(req),
             rpc,
+            flag: self.flag,
         }
     }
 }
@@ -62,6 +67,7 @@ pub struct Remapped<F> {
     future: F,
     /// The Authz RPC called, to count a refusal under.
     rpc: Option<Rpc>,
+    flag: &'static str,
 }
 
 impl<F, R, E> Future for Remapped<F>
@@ -79,6 +85,14 @@ where
                 .is_some_and(|v| v == OUT_OF_RANGE)
             {
                 resp.headers_mut().insert(GRPC_STATUS, RESOURCE_EXHAUSTED);
+                // grpc-message is percent-encoded; what is added is plain
+                // printable ASCII, which stays as it is.
+                let said = resp.headers().get(GRPC_MESSAGE).map(HeaderValue::as_bytes);
+                let mut message = said.unwrap_or_default().to_vec();
+                message.extend_from_slice(format!(" (raise {})", self.flag).as_bytes());
+                if let Ok(v) = HeaderValue::from_bytes(&message) {
+                    resp.headers_mut().insert(GRPC_MESSAGE, v);
+                }
                 if let Some(rpc) = self.rpc {
                     metrics::refused_request(rpc, tonic::Code::ResourceExhausted);
                 }

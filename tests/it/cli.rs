@@ -115,6 +115,13 @@ fn log_format_json_writes_one_object_per_line() {
     assert_eq!(loaded["revision"], 1);
     assert_eq!(loaded["source"], "built-in demo");
     assert!(loaded["timestamp"].is_string(), "{loaded}");
+    // Each listener says where it listens and whether TLS is on.
+    let listening = events
+        .iter()
+        .find(|e| e["message"] == "listening")
+        .unwrap_or_else(|| panic!("no \"listening\" event: {lines:?}"));
+    assert_eq!(listening["listener"], "authz");
+    assert_eq!(listening["tls"], false);
 }
 
 /// `rolecall check` on the demo model: its exit code and what it prints.

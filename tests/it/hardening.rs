@@ -417,8 +417,12 @@ struct Limited {
 
 impl Limited {
     async fn start(admin_limits: AdminLimits) -> Limited {
+        Limited::serving(admin_limits, demo_snapshot()).await
+    }
+
+    async fn serving(admin_limits: AdminLimits, model: rolecall::engine::Snapshot) -> Limited {
         let store = Arc::new(Store::new(Retention::default()));
-        store.publish(demo_snapshot());
+        store.publish(model);
         let applier = Arc::new(Applier::in_memory(Arc::clone(&store)));
         let config = ServeConfig {
             admin_limits,
@@ -504,6 +508,63 @@ async fn apply_streams_over_the_limit_are_resource_exhausted() {
     assert_eq!(s.store.revision(), 2);
     drop(third);
     drop(first);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn exports_over_the_limit_are_resource_exhausted() {
+    // A model of many pieces, and a client that takes 64 KiB at a time:
+    // its export stays under way after the first piece.
+    let spec = rolecall::gen::generate(&rolecall::gen::GenOptions {
+        records: 150_000,
+        ..Default::default()
+    });
+    let model = rolecall::engine::Snapshot::from_spec(&spec).unwrap();
+    let s = Limited::serving(
+        AdminLimits {
+            max_exports: 1,
+            ..AdminLimits::default()
+        },
+        model,
+    )
+    .await;
+    let slow = connect_slow(&s.admin_url).await;
+    let mut first = admin_client(&slow, TOKEN)
+        .export_pieces(pb::ExportRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(first.message().await.unwrap().is_some());
+
+    let mut client = s.client();
+    assert_status(
+        client.export_pieces(pb::ExportRequest::default()).await,
+        Code::ResourceExhausted,
+        "--max-exports",
+    );
+    assert_status(
+        client.export(pb::ExportRequest::default()).await,
+        Code::ResourceExhausted,
+        "--max-exports",
+    );
+    // A reader that goes away gives its slot back.
+    drop(first);
+    let mut again = None;
+    for _ in 0..100 {
+        match client.export_pieces(pb::ExportRequest::default()).await {
+            Ok(pieces) => {
+                again = Some(pieces);
+                break;
+            }
+            Err(e) => assert_eq!(e.code(), Code::ResourceExhausted, "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        again.is_some(),
+        "the cancelled export's slot was never freed"
+    );
+    drop(again);
     s.stop().await;
 }
 

@@ -123,6 +123,18 @@ impl TestServer {
     }
 }
 
+/// A connection whose HTTP/2 windows take 64 KiB at a time, so that a
+/// server streaming much more must wait for its reader.
+pub async fn connect_slow(uri: &str) -> Channel {
+    Endpoint::from_shared(uri.to_string())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("connect {uri}: {e}"))
+}
+
 pub async fn connect_tcp(uri: &str) -> Channel {
     Endpoint::from_shared(uri.to_string())
         .unwrap_or_else(|e| panic!("{e}"))
