@@ -1305,6 +1305,21 @@ fn the_second_reading_agrees_with_the_first() {
         got[0].contains("workspaces[0].users[0]: missing field `id`"),
         "{got:#?}"
     );
+    // A workspace's own misfit after one of its lists' (the typed reading
+    // stops at the list's): both, once each.
+    let got = listed(
+        "workspaces:\n  - id: a\n    users:\n      - { id: u-1, colour: red }\n    colour: blue\n",
+        "e.yaml",
+    );
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(
+        got[0].contains("e.yaml:4:20: workspaces[0].users[0]: unknown field `colour`"),
+        "{got:#?}"
+    );
+    assert!(
+        got[1].contains("e.yaml: workspaces[0]: unknown field `colour`"),
+        "{got:#?}"
+    );
     // JSON: the path lent to the first problem is that of its line.
     let got = listed(
         "{\"workspaces\": [{\"id\": \"a\",\n  \"users\": [{\"id\": 5}],\n  \"labels\": [5]}]}",

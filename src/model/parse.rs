@@ -122,12 +122,18 @@ fn with_misfits(mut problems: Vec<Problem>, text: &str, origin: &str) -> Vec<Pro
     problems
 }
 
-/// Whether `message` is about the element at `path` or inside it.
+/// Whether `message` is about the element at `path` or a field inside it;
+/// not about an element of one of its lists, which is a misfit of its own.
 fn is_within(message: &str, path: &str) -> bool {
-    !path.is_empty()
-        && message
-            .strip_prefix(path)
-            .is_some_and(|rest| rest.starts_with([':', '.', '[']))
+    let Some(rest) = message.strip_prefix(path) else {
+        return false;
+    };
+    let in_a_list = shape::LIST_NAMES.iter().any(|list| {
+        rest.strip_prefix('.')
+            .and_then(|r| r.strip_prefix(list))
+            .is_some_and(|r| r.starts_with('['))
+    });
+    !path.is_empty() && rest.starts_with([':', '.', '[']) && !in_a_list
 }
 
 /// A parser's error and where it stopped (line and column, 1-based; `None`

@@ -56,17 +56,20 @@ impl Misfit {
     }
 }
 
+/// The names of a workspace's lists, whose elements are checked one by one.
+pub const LIST_NAMES: [&str; 6] = ["types", "roles", "labels", "groups", "users", "resources"];
+
 /// Why an element does not fit, if it does not.
 type Check = fn(&Value, Format) -> Option<String>;
 
-/// A workspace's lists, each with the check of one element.
-const LISTS: [(&str, Check); 6] = [
-    ("types", reread::<MapOnly<TypeSpec>>),
-    ("roles", reread::<MapOnly<RoleSpec>>),
-    ("labels", reread::<String>),
-    ("groups", reread::<MapOnly<GroupSpec>>),
-    ("users", reread::<MapOnly<UserSpec>>),
-    ("resources", reread::<MapOnly<ResourceSpec>>),
+/// The check of one element of each list of [`LIST_NAMES`].
+const CHECKS: [Check; 6] = [
+    reread::<MapOnly<TypeSpec>>,
+    reread::<MapOnly<RoleSpec>>,
+    reread::<String>,
+    reread::<MapOnly<GroupSpec>>,
+    reread::<MapOnly<UserSpec>>,
+    reread::<MapOnly<ResourceSpec>>,
 ];
 
 /// Each element of `tree` (a snapshot file read as a plain tree) that the
@@ -95,7 +98,11 @@ pub fn misfits(mut tree: Value, format: Format) -> Vec<Misfit> {
         };
         // In the file's order of the lists.
         for name in names {
-            let Some((_, check)) = LISTS.iter().find(|(list, _)| *list == name) else {
+            let Some(check) = LIST_NAMES
+                .iter()
+                .position(|list| *list == name)
+                .map(|i| CHECKS[i])
+            else {
                 continue;
             };
             for (j, item) in take_list(&mut w, &name).into_iter().flatten().enumerate() {
