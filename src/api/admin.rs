@@ -42,7 +42,7 @@ use crate::model::lint::lint;
 use crate::pb;
 use crate::server::catch_panic::spawn_supervised;
 use crate::store::apply::{Applier, ApplyError, Event, WatchError};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Versioned};
 
 /// Answers queued per Apply stream before its reader must catch up.
 const APPLY_QUEUE: usize = 16;
@@ -153,11 +153,21 @@ impl AdminService {
         )
     }
 
-    async fn export(&self, request: &pb::ExportRequest) -> Result<pb::ExportResponse, ApiError> {
-        let workspace = request.workspace.clone();
+    /// What an export reads: the current revision, the workspace asked for
+    /// (NOT_FOUND unless it is one of that revision's, or empty for all),
+    /// and a slot that the export holds until it ends.
+    fn begin_export(
+        &self,
+        request: &pb::ExportRequest,
+    ) -> Result<(Arc<Versioned>, String, OwnedSemaphorePermit), ApiError> {
         let v = self.store().current().ok_or(StoreError::NoModel)?;
-        export::check_workspace(&v.snapshot, &workspace)?;
+        export::check_workspace(&v.snapshot, &request.workspace)?;
         let slot = self.export_slot()?;
+        Ok((v, request.workspace.clone(), slot))
+    }
+
+    async fn export(&self, request: &pb::ExportRequest) -> Result<pb::ExportResponse, ApiError> {
+        let (v, workspace, slot) = self.begin_export(request)?;
         let job = move || {
             let _slot = slot;
             let answer = export::whole(&v, &workspace);
@@ -174,10 +184,7 @@ impl AdminService {
     }
 
     fn export_pieces(&self, request: &pb::ExportRequest) -> Result<ExportStream, ApiError> {
-        let workspace = request.workspace.clone();
-        let v = self.store().current().ok_or(StoreError::NoModel)?;
-        export::check_workspace(&v.snapshot, &workspace)?;
-        let slot = self.export_slot()?;
+        let (v, workspace, slot) = self.begin_export(request)?;
         let (tx, rx) = mpsc::channel(EXPORT_QUEUE);
         let panic_tx = tx.clone();
         let on_panic = move |status: Status| async move {

@@ -5,8 +5,8 @@
 //! while updates go on. Both run on the blocking pool: turning a million
 //! records into messages takes a good part of a second, which the runtime's
 //! workers owe to Check. `ExportPieces` turns the records into messages one
-//! piece at a time, so it holds about one piece beside the model, however
-//! large the model.
+//! piece at a time, so it holds a few pieces beside the model (those queued
+//! for its client), however large the model.
 
 use std::sync::Arc;
 
