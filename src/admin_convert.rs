@@ -93,7 +93,7 @@ impl TryFrom<pb::ApplyRequest> for Update {
         };
         let body = match body {
             None => {
-                errs.push("body", "must be a snapshot or a delta");
+                errs.push("body", "must be a snapshot, a snapshot_piece or a delta");
                 None
             }
             Some(pb::apply_request::Body::Snapshot(s)) => {
@@ -101,6 +101,11 @@ impl TryFrom<pb::ApplyRequest> for Update {
             }
             Some(pb::apply_request::Body::Delta(d)) => {
                 Some(UpdateBody::Delta(delta(d, "delta", &mut errs)))
+            }
+            // An Apply stream merges pieces into a snapshot before this.
+            Some(pb::apply_request::Body::SnapshotPiece(_)) => {
+                errs.push("snapshot_piece", "is taken only on an Apply stream");
+                None
             }
         };
         match (source, body) {
@@ -687,7 +692,7 @@ mod tests {
         let mut req = apply(pb::apply_request::Body::Snapshot(pb::Snapshot::default()));
         req.body = None;
         let err = Update::try_from(req).unwrap_err().to_string();
-        assert_eq!(err, "body: must be a snapshot or a delta");
+        assert_eq!(err, "body: must be a snapshot, a snapshot_piece or a delta");
     }
 
     #[test]

@@ -13,6 +13,8 @@ It shows the calls an application and a control plane make:
    app reads its own write.
 4. Admin ExportPieces: the model in pieces, merged back with MergeFrom, and
    compared with the one-message Export.
+5. Admin Apply in pieces (`snapshot_piece`): those pieces sent back as one
+   update, answered once, which leaves the model as it was.
 
 Every answer is compared with what the demo model must give; any mismatch
 is printed and the script exits 1.
@@ -245,6 +247,28 @@ def main():
     expect(list(workspaces) == list(whole.snapshot.workspaces), "the merged pieces are Export's workspaces")
     exported = [r.id for w in workspaces if w.id == ws for r in w.resources if r.type == "record"]
     expect(new in exported, f"the export holds {new}")
+
+    # --- 5. Admin Apply in pieces: the export sent back -------------------
+    print("Admin Apply of the export's pieces (snapshot_piece), answered once")
+    pieces = list(admin.ExportPieces(admin_pb2.ExportRequest(), metadata=auth, timeout=10))
+    # Every piece repeats the update's request_id, source and
+    # expected_revision; a last piece with no workspace ends the update.
+    header = dict(request_id=str(uuid.uuid4()), source="admin", expected_revision=whole.revision)
+    requests = [
+        admin_pb2.ApplyRequest(**header, snapshot_piece=admin_pb2.SnapshotPiece(workspace=p.workspace))
+        for p in pieces
+    ]
+    requests.append(admin_pb2.ApplyRequest(**header, snapshot_piece=admin_pb2.SnapshotPiece(last=True)))
+    responses = list(admin.Apply(iter(requests), metadata=auth, timeout=10))
+    expect(len(responses) == 1, f"one answer for {len(requests)} pieces (got {len(responses)})")
+    if responses:
+        resp = responses[0]
+        expect(resp.request_id == header["request_id"], "the answer echoes the request_id")
+        expect(resp.WhichOneof("result") == "revision", f"the pieces are applied (got {list(resp.rejected.problems)})")
+        print(f"  {len(requests)} pieces applied as revision {resp.revision}")
+        expect(resp.revision == str(int(whole.revision) + 1), "one update, one revision")
+    again = admin.Export(admin_pb2.ExportRequest(), metadata=auth, timeout=10)
+    expect(again.snapshot == whole.snapshot, "the model is the one exported")
 
     return finish()
 

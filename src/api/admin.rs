@@ -35,6 +35,7 @@ use super::apply_stream;
 use super::auth::AdminAuth;
 use super::convert;
 use super::export;
+use super::snapshot_pieces::Assembly;
 use super::status::ApiError;
 use crate::admin_convert::parse_revision;
 use crate::model::delta::Update;
@@ -68,6 +69,10 @@ pub struct AdminLimits {
     /// (`--max-exports`): each holds its revision and a thread of the
     /// blocking pool until its client has read it.
     pub max_exports: usize,
+    /// The encoded size of a snapshot sent to Apply in pieces, all pieces
+    /// together (`--admin-max-snapshot-bytes`): what one stream may hold
+    /// before the update can be applied.
+    pub max_snapshot_bytes: usize,
 }
 
 impl Default for AdminLimits {
@@ -76,6 +81,7 @@ impl Default for AdminLimits {
             max_apply_streams: 8,
             max_watchers: 64,
             max_exports: 4,
+            max_snapshot_bytes: 1 << 30,
         }
     }
 }
@@ -470,6 +476,7 @@ impl pb::admin_server::Admin for AdminService {
         )?;
         let inbound = request.into_inner();
         let applier = Arc::clone(&self.applier);
+        let max_snapshot_bytes = self.limits.max_snapshot_bytes;
         let (tx, rx) = mpsc::channel(APPLY_QUEUE);
         let open = crate::metrics::apply_stream_opened();
         // A panic in the task ends the stream with INTERNAL, never with a
@@ -483,7 +490,8 @@ impl pb::admin_server::Admin for AdminService {
             async move {
                 let _open = open; // counted until the stream's task ends
                 let _slot = slot;
-                apply_stream::serve(&applier, inbound, tx, |request| {
+                let pieces = Assembly::new(max_snapshot_bytes);
+                apply_stream::serve(&applier, inbound, tx, pieces, |request| {
                     apply_one(&applier, request)
                 })
                 .await;

@@ -19,12 +19,13 @@ use std::pin::Pin;
 use prost::Message;
 use tokio::sync::mpsc;
 use tonic::{Code, Status, Streaming};
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::pb;
 use crate::store::apply::Applier;
 use crate::store::StoreError;
 
+use super::snapshot_pieces::{Assembly, Next, PieceError};
 use super::status::ApiError;
 
 /// How much of a stream's requests may wait, read but not yet applied.
@@ -44,7 +45,8 @@ enum Read {
 type Answer = Result<pb::ApplyResponse, Status>;
 
 /// Serves one Apply stream until it ends: the client closes its side and
-/// every request is answered, reading fails, an update cannot be made
+/// every request is answered, reading fails, `pieces` refuses a snapshot
+/// piece (see [`super::snapshot_pieces`]), an update cannot be made
 /// durable, the answers' receiver goes away, or the sidecar shuts down
 /// (an update being applied is finished and answered first; requests read
 /// but not begun are not applied).
@@ -52,6 +54,7 @@ pub async fn serve<F, Fut>(
     applier: &Applier,
     mut inbound: Streaming<pb::ApplyRequest>,
     tx: mpsc::Sender<Answer>,
+    mut pieces: Assembly,
     apply_one: F,
 ) where
     F: Fn(pb::ApplyRequest) -> Fut,
@@ -72,9 +75,18 @@ pub async fn serve<F, Fut>(
             match waiting.pop_front() {
                 Some(Read::Request(request, charge)) => {
                     waiting_bytes -= charge;
-                    current = Some(Box::pin(apply_one(request)));
+                    match pieces.take(request) {
+                        Ok(Next::Apply(request)) => current = Some(Box::pin(apply_one(request))),
+                        Ok(Next::Held) => continue,
+                        Err(e) => return refuse_pieces(&tx, e).await,
+                    }
                 }
-                Some(Read::End(None)) => return,
+                Some(Read::End(None)) => {
+                    if let Err(e) = pieces.finish() {
+                        refuse_pieces(&tx, e).await;
+                    }
+                    return;
+                }
                 Some(Read::End(Some(status))) => {
                     let _ = tx.send(Err(status)).await;
                     return;
@@ -138,4 +150,12 @@ async fn finish<Fut: Future>(current: &mut Option<Pin<Box<Fut>>>) -> Fut::Output
         Some(update) => update.await,
         None => std::future::pending().await,
     }
+}
+
+/// Ends the stream with why the pieces of an update were refused: the
+/// update is not applied.
+async fn refuse_pieces(tx: &mpsc::Sender<Answer>, e: PieceError) {
+    info!(error = %e, "refused an update sent in pieces");
+    crate::metrics::update_rejected();
+    let _ = tx.send(Err(e.into())).await;
 }

@@ -20,6 +20,7 @@ pub mod codec;
 pub mod convert;
 pub mod export;
 pub mod page_token;
+pub mod snapshot_pieces;
 pub mod status;
 
 use std::time::Duration;

@@ -85,10 +85,15 @@ pub struct ServeArgs {
     pub max_message_bytes: usize,
     /// The largest request message on the Admin listener, in bytes: one
     /// Apply request, so a whole snapshot (a million records take about
-    /// 45 MB). Default: --max-message-bytes. The Authz listener keeps its
+    /// 45 MB) unless it is sent in pieces. Default: --max-message-bytes. The Authz listener keeps its
     /// own limit.
     #[arg(long, env = "ROLECALL_ADMIN_MAX_MESSAGE_BYTES", value_parser = at_least_one)]
     pub admin_max_message_bytes: Option<usize>,
+    /// The largest snapshot sent to Apply in pieces (`snapshot_piece`), in
+    /// bytes, all pieces together: what one Apply stream may hold before
+    /// its update is complete (more is RESOURCE_EXHAUSTED).
+    #[arg(long, env = "ROLECALL_ADMIN_MAX_SNAPSHOT_BYTES", default_value_t = AdminLimits::default().max_snapshot_bytes, value_parser = at_least_one)]
+    pub admin_max_snapshot_bytes: usize,
     /// The most Admin Apply streams open at once; one more is refused with
     /// RESOURCE_EXHAUSTED.
     #[arg(long, env = "ROLECALL_MAX_APPLY_STREAMS", default_value_t = AdminLimits::default().max_apply_streams, value_parser = at_least_one)]
@@ -201,6 +206,7 @@ impl ServeArgs {
                 max_apply_streams: self.max_apply_streams,
                 max_watchers: self.max_watchers,
                 max_exports: self.max_exports,
+                max_snapshot_bytes: self.admin_max_snapshot_bytes,
             },
             max_message_bytes: self.max_message_bytes,
             admin_max_message_bytes: self

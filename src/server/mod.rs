@@ -821,6 +821,7 @@ mod tests {
             "--max-page-size",
             "--max-message-bytes",
             "--admin-max-message-bytes",
+            "--admin-max-snapshot-bytes",
             "--max-apply-streams",
             "--max-watchers",
             "--max-exports",
@@ -847,6 +848,7 @@ mod tests {
             limits(&["--admin-max-message-bytes", "64000000"]),
             (4 << 20, 64_000_000)
         );
+        assert_eq!(args.config().admin_limits.max_snapshot_bytes, 1 << 30);
         assert_eq!(
             args.config().keepalive,
             Some(std::time::Duration::from_secs(20))

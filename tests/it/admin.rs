@@ -436,17 +436,24 @@ fn merge_pieces(pieces: &[pb::ExportPiece]) -> pb::Snapshot {
     pb::Snapshot { workspaces }
 }
 
-#[tokio::test]
-async fn export_pieces_carries_a_model_past_the_client_limit_at_one_revision() {
-    use prost::Message;
-    // Two workspaces, each with more records than fit one 4 MiB message.
+/// A generated model of two workspaces with `records` records in all, and
+/// its data as the sidecar gives it back.
+fn two_workspaces(records: usize) -> (rolecall::engine::Snapshot, rolecall::model::SnapshotSpec) {
     let spec = rolecall::gen::generate(&rolecall::gen::GenOptions {
         workspaces: 2,
-        records: 150_000,
+        records,
         ..Default::default()
     });
     let model = rolecall::engine::Snapshot::from_spec(&spec).unwrap();
     let at_one = model.to_spec().unwrap();
+    (model, at_one)
+}
+
+#[tokio::test]
+async fn export_pieces_carries_a_model_past_the_client_limit_at_one_revision() {
+    use prost::Message;
+    // Two workspaces, each with more records than fit one 4 MiB message.
+    let (model, at_one) = two_workspaces(150_000);
     let s = TestSidecar::start(Some(model)).await;
     let mut admin = s.admin_client();
     // A client that takes 64 KiB at a time: the server must wait for it
@@ -499,14 +506,7 @@ async fn the_admin_listener_has_its_own_message_limit() {
         admin_max_message_bytes: 1024 * 1024,
         ..Default::default()
     };
-    let token = rolecall::api::BearerToken::new(TOKEN.as_bytes()).unwrap();
-    let s = TestSidecar::start_configured(
-        Some(demo_snapshot()),
-        rolecall::api::AdminAuth::token(token),
-        None,
-        config,
-    )
-    .await;
+    let s = TestSidecar::demo_configured(config).await;
     let snapshot_of = |records: usize| {
         let spec = rolecall::gen::generate(&rolecall::gen::GenOptions {
             records,
@@ -606,6 +606,188 @@ async fn export_pieces_of_one_workspace_and_of_none() {
         Code::Unavailable,
         "",
     );
+}
+
+/// A request that carries one piece of a snapshot.
+fn piece(request_id: &str, workspace: Option<pb::Workspace>, last: bool) -> pb::ApplyRequest {
+    pb::ApplyRequest {
+        request_id: request_id.into(),
+        source: "admin".into(),
+        expected_revision: String::new(),
+        body: Some(pb::apply_request::Body::SnapshotPiece(Box::new(
+            pb::SnapshotPiece { workspace, last },
+        ))),
+    }
+}
+
+#[tokio::test]
+async fn a_model_past_the_message_limit_is_applied_in_pieces_from_export_pieces() {
+    use prost::Message;
+    // Two workspaces whose snapshot is past the 4 MiB an Apply request may
+    // take by default.
+    let (model, expected) = two_workspaces(60_000);
+    let source = TestSidecar::start(Some(model)).await;
+    let target = TestSidecar::start(None).await;
+
+    // Sent whole, it is refused.
+    let whole = pb::ApplyRequest {
+        request_id: "whole".into(),
+        source: "admin".into(),
+        expected_revision: String::new(),
+        body: Some(pb::apply_request::Body::Snapshot(pb::Snapshot::from(
+            &expected,
+        ))),
+    };
+    assert!(whole.encoded_len() > 4 << 20, "{}", whole.encoded_len());
+    let err = target
+        .apply_stream()
+        .await
+        .try_send(whole)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+
+    // Sent as the pieces of an export, as they come, it is applied once.
+    let mut exported = source
+        .admin_client()
+        .export_pieces(pb::ExportRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut apply = target.apply_stream().await;
+    let mut sent = 0;
+    while let Some(p) = exported.message().await.unwrap() {
+        apply.push(piece("copy", p.workspace, false)).await;
+        sent += 1;
+    }
+    assert!(sent >= 6, "{sent} pieces");
+    assert_eq!(apply.applied(piece("copy", None, true)).await, "1");
+    // No other answer: the pieces before the last got none.
+    assert!(matches!(apply.close().await, Ok(None)));
+    assert_eq!(
+        target.store.current().unwrap().snapshot.to_spec().unwrap(),
+        expected
+    );
+}
+
+#[tokio::test]
+async fn a_snapshot_in_pieces_is_all_or_nothing() {
+    let config = rolecall::server::ServeConfig {
+        admin_limits: rolecall::api::AdminLimits {
+            max_snapshot_bytes: 4096,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let s = TestSidecar::demo_configured(config).await;
+    let at_start = s.store.current().unwrap().snapshot.to_spec().unwrap();
+    let acme = || {
+        let export = pb::Snapshot::from(&at_start);
+        export
+            .workspaces
+            .into_iter()
+            .find(|w| w.id == "acme")
+            .unwrap()
+    };
+    let labels_only = |labels: &[&str]| pb::Workspace {
+        id: "acme".into(),
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+        ..Default::default()
+    };
+    let unchanged = || {
+        assert_eq!(s.store.current().unwrap().revision, 1);
+        assert_eq!(
+            s.store.current().unwrap().snapshot.to_spec().unwrap(),
+            at_start
+        );
+    };
+
+    // Another request between two pieces ends the stream, naming both.
+    let mut apply = s.apply_stream().await;
+    apply.push(piece("big", Some(acme()), false)).await;
+    let err = apply
+        .try_send(delta(
+            "between",
+            "admin",
+            "acme",
+            r#"[{"upsert_label":"x"}]"#,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    for said in ["snapshot_piece", "\"between\"", "\"big\""] {
+        assert!(err.message().contains(said), "{said}: {err}");
+    }
+    unchanged();
+
+    // A stream that ends before the last piece applies nothing.
+    let mut apply = s.apply_stream().await;
+    apply.push(piece("cut", Some(acme()), false)).await;
+    let err = apply.close().await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    assert!(err.message().contains("before the last piece"), "{err}");
+    unchanged();
+
+    // A piece with another source is refused.
+    let mut apply = s.apply_stream().await;
+    apply.push(piece("mixed", Some(acme()), false)).await;
+    let mut other = piece("mixed", None, true);
+    other.source = "directory".into();
+    let err = apply.try_send(other).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    assert!(err.message().contains("source"), "{err}");
+    unchanged();
+
+    // Past --admin-max-snapshot-bytes: RESOURCE_EXHAUSTED, naming it.
+    let mut apply = s.apply_stream().await;
+    let many: Vec<String> = (0..500).map(|i| format!("site-{i:03}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    apply.push(piece("huge", Some(acme()), false)).await;
+    let err = apply
+        .try_send(piece("huge", Some(labels_only(&many)), true))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+    assert!(
+        err.message()
+            .ends_with("(raise --admin-max-snapshot-bytes)"),
+        "{err}"
+    );
+    unchanged();
+
+    // A merged snapshot that breaks a rule is rejected like a whole one,
+    // and the stream goes on; the pieces merge in order.
+    let mut apply = s.apply_stream().await;
+    let mut bad = acme();
+    bad.users[0].bindings = vec![pb::RoleBinding {
+        role: "no-such-role".into(),
+        scope: None,
+    }];
+    apply.push(piece("bad", Some(bad), false)).await;
+    let problems = apply.rejected(piece("bad", None, true)).await;
+    assert!(
+        problems.iter().any(|p| p.contains("no-such-role")),
+        "{problems:?}"
+    );
+    unchanged();
+    apply.push(piece("good", Some(acme()), false)).await;
+    apply
+        .push(piece("good", Some(labels_only(&["new-a"])), false))
+        .await;
+    assert_eq!(
+        apply
+            .applied(piece("good", Some(labels_only(&["new-b"])), true))
+            .await,
+        "2"
+    );
+    let labels = &s.store.current().unwrap().snapshot.to_spec().unwrap();
+    let labels = &labels
+        .workspaces
+        .iter()
+        .find(|w| w.id == "acme")
+        .unwrap()
+        .labels;
+    assert_eq!(labels[labels.len() - 2..], ["new-a", "new-b"]);
 }
 
 #[tokio::test]

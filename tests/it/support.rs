@@ -282,6 +282,14 @@ impl TestSidecar {
         TestSidecar::start_configured(snapshot, auth, tls, ServeConfig::default()).await
     }
 
+    /// The demo model behind the test token, with `config` instead of the
+    /// defaults.
+    pub async fn demo_configured(config: ServeConfig) -> TestSidecar {
+        let token = BearerToken::new(TOKEN.as_bytes()).unwrap_or_else(|e| panic!("{e:?}"));
+        TestSidecar::start_configured(Some(demo_snapshot()), AdminAuth::token(token), None, config)
+            .await
+    }
+
     /// [`Self::start_with`] with `config` instead of the defaults.
     pub async fn start_configured(
         snapshot: Option<Snapshot>,
@@ -391,15 +399,32 @@ impl ApplyStream {
         &mut self,
         request: pb::ApplyRequest,
     ) -> Result<pb::ApplyResponse, tonic::Status> {
-        self.requests
-            .send(request)
-            .await
-            .unwrap_or_else(|e| panic!("send: {e}"));
+        self.push(request).await;
         match self.answers.message().await {
             Ok(Some(r)) => Ok(r),
             Ok(None) => panic!("the Apply stream ended without an answer"),
             Err(s) => Err(s),
         }
+    }
+
+    /// Sends one request without reading an answer (a snapshot piece that
+    /// is not the last gets none).
+    pub async fn push(&mut self, request: pb::ApplyRequest) {
+        self.requests
+            .send(request)
+            .await
+            .unwrap_or_else(|e| panic!("send: {e}"));
+    }
+
+    /// Closes the sending side and returns what comes next: an answer,
+    /// the stream's clean end (`None`), or the status that ended it.
+    pub async fn close(self) -> Result<Option<pb::ApplyResponse>, tonic::Status> {
+        let ApplyStream {
+            requests,
+            mut answers,
+        } = self;
+        drop(requests);
+        answers.message().await
     }
 
     pub async fn send(&mut self, request: pb::ApplyRequest) -> pb::ApplyResponse {
