@@ -43,7 +43,7 @@ use tracing::{error, info, warn};
 use super::Store;
 use crate::durable::{Recovered, StateDir};
 use crate::engine::Snapshot;
-use crate::model::delta::Update;
+use crate::model::delta::{Update, UpdateBody};
 use crate::model::{InvalidSnapshot, Problem, Rule};
 
 /// How many revisions' events Watch can replay (and how far a Watch reader
@@ -264,7 +264,15 @@ impl Applier {
         let events = Arc::clone(&self.events);
         let compact_every = self.compact_every;
         let (revision, compact_due) = tokio::task::spawn_blocking(move || {
-            let revision = apply_locked(&store, durable.as_mut(), &events, &update)?;
+            let revision = apply_locked(&store, durable.as_mut(), &events, &update);
+            if matches!(update.body, UpdateBody::Snapshot(_)) {
+                // A snapshot is a whole-model load: what it and its build
+                // freed on this thread goes back to the OS, as after the
+                // load at start.
+                drop(update);
+                crate::memory::release_freed();
+            }
+            let revision = revision?;
             let due = durable
                 .as_ref()
                 .is_some_and(|d| d.compaction_due(compact_every));

@@ -152,6 +152,27 @@ answered="$(grep -c '"revision"' "$work/burst.out" || true)"
 out="$(check u-nurse read record r-new-1)"
 [ "$(field revision <<<"$out")" = "$((rev2 + 3000))" ] || fail "expected revision $((rev2 + 3000)): $out"
 
+step "examples/copy_model: the model copied in pieces into a fresh sidecar, default limits"
+copy_bin="${COPY_MODEL_BIN:-$root/target/release/examples/copy_model}"
+[ -x "$copy_bin" ] || fail "no $copy_bin: cargo build --release --examples"
+copy_authz="127.0.0.1:$(free_port)"
+copy_admin="127.0.0.1:$(free_port)"
+"$bin" serve --listen "$copy_authz" --admin-listen "$copy_admin" --admin-token-file "$token_file" \
+  --state-dir "$work/copy-state" >>"$work/copy.log" 2>&1 &
+copy_pid=$!
+for _ in $(seq 100); do
+  "$grpcurl" -plaintext -H "authorization: Bearer $token" "$copy_admin" rolecall.v1.Admin/Status >/dev/null 2>&1 && break
+  sleep 0.1
+done
+"$copy_bin" --from "http://$admin" --to "http://$copy_admin" --token-file "$token_file" --source directory \
+  >"$work/copy.out" 2>&1 || { kill -KILL "$copy_pid"; fail "copy_model: $(cat "$work/copy.out")"; }
+grep -q "as revision 1 of" "$work/copy.out" || { kill -KILL "$copy_pid"; fail "the copy should be the target's revision 1: $(cat "$work/copy.out")"; }
+status_of() { "$grpcurl" -plaintext -H "authorization: Bearer $token" "$1" rolecall.v1.Admin/Status | "$py" -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["workspaces"], sort_keys=True))'; }
+[ "$(status_of "$admin")" = "$(status_of "$copy_admin")" ] || { kill -KILL "$copy_pid"; fail "the copy's counts differ from the source's"; }
+out="$("$grpcurl" -plaintext -d '{"workspace":"sunrise-care","subject":"u-nurse","action":"read","resource":{"type":"record","id":"r-new-1"}}' "$copy_authz" rolecall.v1.Authz/Check)"
+kill -TERM "$copy_pid"; wait "$copy_pid" || fail "the copy's rolecall exited non-zero"
+[ "$(field allowed <<<"$out")" = "True" ] || fail "the copy should allow what the source does: $out"
+
 kill -TERM "$server_pid"; wait "$server_pid" || fail "rolecall exited non-zero"
 server_pid=""
 
