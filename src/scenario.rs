@@ -244,7 +244,10 @@ pub fn read_file(path: &Path) -> Result<Vec<Scenario>, String> {
 /// the document and the place.
 pub fn read_each(path: &Path) -> Result<Vec<Result<Scenario, String>>, String> {
     let file = path.display();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: {e}"))?;
+    let max = crate::model::parse::MAX_SNAPSHOT_FILE_BYTES;
+    let text = crate::model::parse::read_text_at_most(path, max)
+        .map_err(|e| format!("{file}: {e}"))?
+        .ok_or_else(|| format!("{file}: more than {max} bytes, the limit of a scenario file"))?;
     let scenarios = parse_each(&text, &file.to_string()).map_err(|e| format!("{file}: {e}"))?;
     if scenarios.is_empty() {
         return Err(format!("{file}: holds no scenario"));

@@ -217,19 +217,36 @@ pub fn read_snapshot_file(path: &Path) -> Result<SnapshotSpec, InvalidSnapshot> 
             format!("cannot read file: {e}"),
         )],
     };
+    let over = |size: &str| InvalidSnapshot {
+        problems: vec![Problem::new(
+            Rule::Limit,
+            origin.clone(),
+            format!(
+                "the file is {size} bytes, over the limit of {MAX_SNAPSHOT_FILE_BYTES} bytes for \
+                 a snapshot file"
+            ),
+        )],
+    };
     let size = std::fs::metadata(path).map_err(unreadable)?.len();
     if size > MAX_SNAPSHOT_FILE_BYTES {
-        return Err(InvalidSnapshot {
-            problems: vec![Problem::new(
-                Rule::Limit,
-                origin.clone(),
-                format!(
-                    "the file is {size} bytes, over the limit of {MAX_SNAPSHOT_FILE_BYTES} bytes \
-                     for a snapshot file"
-                ),
-            )],
-        });
+        return Err(over(&size.to_string()));
     }
-    let text = std::fs::read_to_string(path).map_err(unreadable)?;
-    snapshot_from_text(&text, &origin)
+    // A pipe or a device has no size to look at first.
+    match read_text_at_most(path, MAX_SNAPSHOT_FILE_BYTES).map_err(unreadable)? {
+        Some(text) => snapshot_from_text(&text, &origin),
+        None => Err(over(&format!("more than {MAX_SNAPSHOT_FILE_BYTES}"))),
+    }
+}
+
+/// Reads `path` as UTF-8 text of at most `max` bytes, or `None` when it
+/// holds more. It reads at most `max + 1` bytes, so a pipe or a device
+/// that never ends (`/dev/zero`) is refused instead of read until memory
+/// runs out.
+pub fn read_text_at_most(path: &Path, max: u64) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(max.saturating_add(1))
+        .read_to_string(&mut text)?;
+    Ok((text.len() as u64 <= max).then_some(text))
 }

@@ -406,6 +406,28 @@ fn a_snapshot_file_over_the_cap_is_refused_before_it_is_read() {
     assert!(e.contains("over the limit"), "{e}");
 }
 
+#[test]
+fn a_file_without_a_size_is_read_only_up_to_the_cap() {
+    use rolecall::model::parse::read_text_at_most;
+    // A device that never ends: refused after max + 1 bytes.
+    let zero = std::path::Path::new("/dev/zero");
+    assert_eq!(read_text_at_most(zero, 4096).unwrap(), None);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.yaml");
+    std::fs::write(&path, "x".repeat(4096)).unwrap();
+    assert_eq!(
+        read_text_at_most(&path, 4096).unwrap().map(|t| t.len()),
+        Some(4096)
+    );
+    assert_eq!(read_text_at_most(&path, 4095).unwrap(), None);
+    // The whole path, as `validate /dev/zero` and `serve --snapshot
+    // /dev/zero` take it: a limit problem, not memory running out.
+    let e = rolecall::model::parse::read_snapshot_file(zero)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("[limit]") && e.contains("more than"), "{e}");
+}
+
 /// A sidecar with both listeners on TCP and `admin_limits`.
 struct Limited {
     store: Arc<Store>,
