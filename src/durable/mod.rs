@@ -414,24 +414,29 @@ impl StateDir {
                 ),
             ));
         }
-        let bytes = record::encode(revision, update)?;
-        let written = self
-            .active
-            .write_all(&bytes)
-            .and_then(|()| self.active.sync_data());
-        if let Err(e) = written {
-            // Leave no partial record behind for the next append to follow.
-            let _ = self.active.set_len(self.active_len);
-            let _ = self.active.sync_all();
-            let message = format!(
-                "state dir {}: cannot append revision {revision} to {}: {e}",
-                self.dir.display(),
-                self.active_name
-            );
-            self.poisoned = Some(e.to_string());
-            return Err(io::Error::new(e.kind(), message));
-        }
-        self.active_len += bytes.len() as u64;
+        // Streamed through a buffer: a record of a whole model is never in
+        // memory at once. A failure leaves a partial record, cut off below.
+        let mut out = io::BufWriter::with_capacity(1 << 20, &self.active);
+        let written = record::write(&mut out, revision, update)
+            .and_then(|len| out.flush().map(|()| len))
+            .and_then(|len| self.active.sync_data().map(|()| len));
+        drop(out);
+        let len = match written {
+            Ok(len) => len,
+            Err(e) => {
+                // Leave no partial record behind for the next append to follow.
+                let _ = self.active.set_len(self.active_len);
+                let _ = self.active.sync_all();
+                let message = format!(
+                    "state dir {}: cannot append revision {revision} to {}: {e}",
+                    self.dir.display(),
+                    self.active_name
+                );
+                self.poisoned = Some(e.to_string());
+                return Err(io::Error::new(e.kind(), message));
+            }
+        };
+        self.active_len += len as u64;
         self.revision = revision;
         self.records_since_snapshot += 1;
         Ok(())

@@ -14,7 +14,7 @@
 //! CRC-32 is the IEEE polynomial (`crc32fast`).
 
 use std::fmt;
-use std::io;
+use std::io::{self, Write};
 
 use crate::model::delta::Update;
 
@@ -26,10 +26,17 @@ const MIN_BODY: usize = 8;
 /// large model still fits; anything bigger is a damaged length.
 pub(crate) const MAX_BODY: usize = 1 << 30;
 
-/// Encodes one record.
-pub(crate) fn encode(revision: u64, update: &Update) -> io::Result<Vec<u8>> {
-    let json = serde_json::to_vec(update).map_err(io::Error::other)?;
-    let n = MIN_BODY + json.len();
+/// Writes one record to `out` and returns its length. The update is
+/// serialized twice: once to learn the body's length and checksum, which
+/// come first, then into `out`. So no record is ever held in memory whole:
+/// a snapshot update of a million records is about 83 MB of JSON, which
+/// held in a buffer that grows by doubling cost up to twice that at once.
+pub(crate) fn write(out: &mut impl Write, revision: u64, update: &Update) -> io::Result<usize> {
+    let revision_bytes = revision.to_le_bytes();
+    let mut sizing = Digest::new(io::sink());
+    sizing.write_all(&revision_bytes)?;
+    serde_json::to_writer(&mut sizing, update).map_err(io::Error::other)?;
+    let n = sizing.len;
     if n > MAX_BODY {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -37,15 +44,57 @@ pub(crate) fn encode(revision: u64, update: &Update) -> io::Result<Vec<u8>> {
         ));
     }
     let len = (n as u32).to_le_bytes();
-    let mut out = Vec::with_capacity(HEADER_LEN + n);
-    out.extend_from_slice(&len);
-    out.extend_from_slice(&crc32fast::hash(&len).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&revision.to_le_bytes());
-    out.extend_from_slice(&json);
-    let crc = crc32fast::hash(&out[HEADER_LEN..]);
-    out[8..12].copy_from_slice(&crc.to_le_bytes());
+    out.write_all(&len)?;
+    out.write_all(&crc32fast::hash(&len).to_le_bytes())?;
+    out.write_all(&sizing.crc.clone().finalize().to_le_bytes())?;
+    let mut body = Digest::new(out);
+    body.write_all(&revision_bytes)?;
+    serde_json::to_writer(&mut body, update).map_err(io::Error::other)?;
+    if body.len != n || body.crc.finalize() != sizing.crc.finalize() {
+        // Never a record whose header does not describe its body.
+        return Err(io::Error::other(format!(
+            "update for revision {revision} did not encode the same twice"
+        )));
+    }
+    Ok(HEADER_LEN + n)
+}
+
+/// Encodes one record into memory (for tests and small records).
+#[cfg(test)]
+pub(crate) fn encode(revision: u64, update: &Update) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    write(&mut out, revision, update)?;
     Ok(out)
+}
+
+/// A writer that counts and checksums what it passes on to `inner`.
+struct Digest<W> {
+    inner: W,
+    len: usize,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Digest<W> {
+    fn new(inner: W) -> Self {
+        Digest {
+            inner,
+            len: 0,
+            crc: crc32fast::Hasher::new(),
+        }
+    }
+}
+
+impl<W: Write> Write for Digest<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.len += n;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Why the bytes at some offset are not a record.
@@ -178,6 +227,56 @@ mod tests {
         assert_eq!(s.records[1].1.revision, 8);
         let u: Update = serde_json::from_slice(s.records[1].1.json).unwrap();
         assert_eq!(u, update(8));
+    }
+
+    /// Takes at most `chunk` bytes a call, and fails past `fail_after`.
+    struct Trickle {
+        got: Vec<u8>,
+        chunk: usize,
+        fail_after: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.got.len() >= self.fail_after {
+                return Err(io::Error::other("disk full"));
+            }
+            let n = buf.len().min(self.chunk);
+            self.got.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_record_written_in_short_writes_is_the_record() {
+        let mut out = Trickle {
+            got: Vec::new(),
+            chunk: 7,
+            fail_after: usize::MAX,
+        };
+        let len = write(&mut out, 9, &update(9)).unwrap();
+        assert_eq!(out.got, encode(9, &update(9)).unwrap());
+        assert_eq!(len, out.got.len());
+        let s = scan(&out.got);
+        assert_eq!((s.records.len(), s.bad), (1, None));
+    }
+
+    #[test]
+    fn a_failed_write_is_an_error() {
+        let whole = encode(9, &update(9)).unwrap().len();
+        for fail_after in [0, 5, HEADER_LEN, whole - 1] {
+            let mut out = Trickle {
+                got: Vec::new(),
+                chunk: 3,
+                fail_after,
+            };
+            let e = write(&mut out, 9, &update(9)).unwrap_err();
+            assert_eq!(e.to_string(), "disk full", "after {fail_after}");
+        }
     }
 
     #[test]
