@@ -414,13 +414,10 @@ impl StateDir {
                 ),
             ));
         }
-        // Streamed through a buffer: a record of a whole model is never in
-        // memory at once. A failure leaves a partial record, cut off below.
-        let mut out = io::BufWriter::with_capacity(1 << 20, &self.active);
-        let written = record::write(&mut out, revision, update)
-            .and_then(|len| out.flush().map(|()| len))
+        // Streamed: a record of a whole model is never in memory at once.
+        // A failure leaves a partial record, cut off below.
+        let written = record::write(&self.active, revision, update)
             .and_then(|len| self.active.sync_data().map(|()| len));
-        drop(out);
         let len = match written {
             Ok(len) => len,
             Err(e) => {

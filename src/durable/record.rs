@@ -22,16 +22,20 @@ use crate::model::delta::Update;
 pub(crate) const HEADER_LEN: usize = 12;
 /// The revision is the first 8 bytes of every body.
 const MIN_BODY: usize = 8;
+/// The buffer a record is written through.
+const WRITE_BUFFER: usize = 1 << 20;
 /// The largest body a record may carry (1 GiB): a snapshot update of a very
 /// large model still fits; anything bigger is a damaged length.
 pub(crate) const MAX_BODY: usize = 1 << 30;
 
 /// Writes one record to `out` and returns its length. The update is
 /// serialized twice: once to learn the body's length and checksum, which
-/// come first, then into `out`. So no record is ever held in memory whole:
-/// a snapshot update of a million records is about 83 MB of JSON, which
-/// held in a buffer that grows by doubling cost up to twice that at once.
-pub(crate) fn write(out: &mut impl Write, revision: u64, update: &Update) -> io::Result<usize> {
+/// come first, then into `out` through a buffer of at most 1 MiB. So no
+/// record is ever held in memory whole: a snapshot update of a million
+/// records is about 83 MB of JSON, which in a buffer growing by doubling
+/// cost up to twice that at once. On an error, part of the record may have
+/// been written.
+pub(crate) fn write(out: impl Write, revision: u64, update: &Update) -> io::Result<usize> {
     let revision_bytes = revision.to_le_bytes();
     let mut sizing = Digest::new(io::sink());
     sizing.write_all(&revision_bytes)?;
@@ -43,11 +47,13 @@ pub(crate) fn write(out: &mut impl Write, revision: u64, update: &Update) -> io:
             format!("update for revision {revision} is {n} bytes encoded, over the {MAX_BODY}-byte record limit"),
         ));
     }
+    // One write for a small record, one per MiB for a large one.
+    let mut out = io::BufWriter::with_capacity((HEADER_LEN + n).min(WRITE_BUFFER), out);
     let len = (n as u32).to_le_bytes();
     out.write_all(&len)?;
     out.write_all(&crc32fast::hash(&len).to_le_bytes())?;
     out.write_all(&sizing.crc.clone().finalize().to_le_bytes())?;
-    let mut body = Digest::new(out);
+    let mut body = Digest::new(&mut out);
     body.write_all(&revision_bytes)?;
     serde_json::to_writer(&mut body, update).map_err(io::Error::other)?;
     if body.len != n || body.crc.finalize() != sizing.crc.finalize() {
@@ -56,6 +62,7 @@ pub(crate) fn write(out: &mut impl Write, revision: u64, update: &Update) -> io:
             "update for revision {revision} did not encode the same twice"
         )));
     }
+    out.flush()?;
     Ok(HEADER_LEN + n)
 }
 
@@ -229,7 +236,8 @@ mod tests {
         assert_eq!(u, update(8));
     }
 
-    /// Takes at most `chunk` bytes a call, and fails past `fail_after`.
+    /// Takes at most `chunk` bytes a call, and fails once it holds
+    /// `fail_after`.
     struct Trickle {
         got: Vec<u8>,
         chunk: usize,
@@ -238,10 +246,11 @@ mod tests {
 
     impl Write for Trickle {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            if self.got.len() >= self.fail_after {
+            let room = self.fail_after.saturating_sub(self.got.len());
+            if room == 0 {
                 return Err(io::Error::other("disk full"));
             }
-            let n = buf.len().min(self.chunk);
+            let n = buf.len().min(self.chunk).min(room);
             self.got.extend_from_slice(&buf[..n]);
             Ok(n)
         }
