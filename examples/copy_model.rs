@@ -94,7 +94,9 @@ async fn main() -> Result<()> {
     let export = pb::ExportRequest {
         workspace: args.workspace.clone(),
     };
-    let (mut messages, mut bytes, revision) = (0usize, 0usize, String::new());
+    // The answers are read only at the end: a send fails only if the
+    // stream has ended, and its end says why.
+    let (mut messages, mut bytes) = (0usize, 0usize);
     let revision = if args.whole {
         let whole = from
             .export(authed(&bearer, export))
@@ -104,7 +106,7 @@ async fn main() -> Result<()> {
         bytes += whole.encoded_len();
         messages += 1;
         let snapshot = whole.snapshot.unwrap_or_default();
-        tx.send(request(Body::Snapshot(snapshot))).await?;
+        let _ = tx.send(request(Body::Snapshot(snapshot))).await;
         whole.revision
     } else {
         let mut pieces = from
@@ -112,13 +114,11 @@ async fn main() -> Result<()> {
             .await
             .context("ExportPieces")?
             .into_inner();
-        let mut revision = revision;
+        let mut revision = String::new();
         while let Some(p) = pieces.message().await.context("ExportPieces")? {
             bytes += p.encoded_len();
             messages += 1;
             revision = p.revision;
-            // The answer is read only at the end: the send fails only if
-            // the stream has ended, and the answer says why.
             if tx.send(request(piece(p.workspace, false))).await.is_err() {
                 break;
             }
